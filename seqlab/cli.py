@@ -1,0 +1,69 @@
+"""The ``seqlab`` command line: a thin dispatcher.
+
+Each subcommand lives in ``seqlab/commands/<name>.py`` and defines ``HELP`` (one line), ``add_arguments(parser)``
+and ``run(args) -> int``.  The table below is the whole registry: no decorators, no auto-import.  Command modules
+are imported only when chosen, so ``seqlab --help`` stays fast.
+
+A ``SeqlabError`` (bad file, bad config key, missing checkpoint, ...) becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from seqlab.errors import SeqlabError
+
+# name -> module path.  Keep sorted by how a user meets them.
+COMMANDS: dict[str, str] = {
+    "quickstart": "seqlab.commands.quickstart",
+    "train": "seqlab.commands.train",
+    "translate": "seqlab.commands.translate",
+    "evaluate": "seqlab.commands.evaluate",
+    "bleu": "seqlab.commands.bleu",
+}
+
+# One-line help shown by ``seqlab --help`` without importing every command module.
+SUMMARIES: dict[str, str] = {
+    "quickstart": "train a small GRU seq2seq on the bundled Tatoeba fra-eng sample and translate with it",
+    "train": "train a model from a YAML config",
+    "translate": "translate lines with a trained model (stdin/stdout by default)",
+    "evaluate": "corpus BLEU and perplexity of a trained model on a split or on files",
+    "bleu": "corpus BLEU of a hypothesis file against a reference file (sacreBLEU defaults)",
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seqlab", description="Sequence models on real data.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_path in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=SUMMARIES.get(name, ""), description=SUMMARIES.get(name, ""))
+        if name == command:  # only the chosen command's module is imported
+            importlib.import_module(module_path).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    command = command if command in COMMANDS else None
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return importlib.import_module(COMMANDS[args.command]).run(args) or 0
+    except SeqlabError as error:
+        print(f"seqlab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("seqlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `seqlab translate ... | head` is not an error
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
