@@ -22,6 +22,10 @@ COMMANDS: dict[str, str] = {
     "translate": "seqlab.commands.translate",
     "evaluate": "seqlab.commands.evaluate",
     "bleu": "seqlab.commands.bleu",
+    "score": "seqlab.commands.score",
+    "generate": "seqlab.commands.generate",
+    "lm": "seqlab.commands.lm",
+    "average": "seqlab.commands.average",
 }
 
 # One-line help shown by ``seqlab --help`` without importing every command module.
@@ -31,6 +35,10 @@ SUMMARIES: dict[str, str] = {
     "translate": "translate lines with a trained model (stdin/stdout by default)",
     "evaluate": "corpus BLEU and perplexity of a trained model on a split or on files",
     "bleu": "corpus BLEU of a hypothesis file against a reference file (sacreBLEU defaults)",
+    "score": "log-probability of sentences (language model) or of targets given sources (forced decoding)",
+    "generate": "generate text from a trained language model, optionally continuing a prompt",
+    "lm": "count-based n-gram language models: build, evaluate, export ARPA, generate",
+    "average": "average the weights of several checkpoints of one architecture into a new model directory",
 }
 
 

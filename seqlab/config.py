@@ -163,8 +163,9 @@ class ModelConfig:
 
 @dataclass
 class Config:
-    """The whole run: where it lives, its data, model, training and decoding sections."""
+    """The whole run: its task, where it lives, its data, model, training and decoding sections."""
 
+    task: str = "translation"  # translation | lm
     model_dir: str = "runs/model"
     data: Any = None
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -172,35 +173,51 @@ class Config:
     decode: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_dir": self.model_dir, "data": to_dict(self.data), "model": self.model.to_dict(),
+        return {"task": self.task, "model_dir": self.model_dir, "data": to_dict(self.data), "model": self.model.to_dict(),
                 "train": to_dict(self.train), "decode": to_dict(self.decode)}
+
+
+def task_sections(task: str) -> tuple[type, dict[str, type]]:
+    """The data-section class and the model-config table of a task."""
+    # Imported here so that ``seqlab.config`` itself stays importable by every section's module.
+    if task == "translation":
+        from seqlab.data.config import DataConfig
+        from seqlab.models.build import MODEL_CONFIGS
+
+        return DataConfig, MODEL_CONFIGS
+    if task == "lm":
+        from seqlab.lm.neural import LMDataConfig
+        from seqlab.models.build import LM_CONFIGS
+
+        return LMDataConfig, LM_CONFIGS
+    raise ConfigError(f"task: must be translation or lm, got {task!r}")
 
 
 def build_config(raw: dict[str, Any]) -> Config:
     """Plain dict (from YAML + overrides) -> a fully typed, validated ``Config``."""
-    # Imported here so that ``seqlab.config`` itself stays importable by every section's module.
-    from seqlab.data.config import DataConfig
     from seqlab.decoding.config import DecodeConfig
-    from seqlab.models.build import MODEL_CONFIGS
     from seqlab.train.trainer import TrainConfig
 
-    known = {"model_dir", "data", "model", "train", "decode"}
+    known = {"task", "model_dir", "data", "model", "train", "decode"}
     for key in raw:
         if key not in known:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (sections: {', '.join(sorted(known))})"
             raise ConfigError(f"{key}: unknown key{hint}")
+    task = raw.get("task", "translation")
+    data_class, model_configs = task_sections(task)
     model_raw = dict(raw.get("model") or {})
     architecture = model_raw.pop("architecture", "rnn")
-    if architecture not in MODEL_CONFIGS:
-        raise ConfigError(f"model.architecture: must be one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
+    if architecture not in model_configs:
+        raise ConfigError(f"model.architecture: must be one of {sorted(model_configs)}, got {architecture!r}")
     model_dir = raw.get("model_dir", "runs/model")
     if not isinstance(model_dir, str):
         raise ConfigError(f"model_dir: expected a path string, got {model_dir!r}")
     return Config(
+        task=task,
         model_dir=model_dir,
-        data=from_dict(DataConfig, raw.get("data"), "data."),
-        model=ModelConfig(architecture, from_dict(MODEL_CONFIGS[architecture], model_raw, "model.")),
+        data=from_dict(data_class, raw.get("data"), "data."),
+        model=ModelConfig(architecture, from_dict(model_configs[architecture], model_raw, "model.")),
         train=from_dict(TrainConfig, raw.get("train"), "train."),
         decode=from_dict(DecodeConfig, raw.get("decode"), "decode."),
     )

@@ -29,7 +29,7 @@ from seqlab.train.loss import corpus_nll
 @dataclass
 class LoadedModel:
     model: torch.nn.Module
-    preprocessing: Preprocessing
+    preprocessing: Any  # data.pipeline.Preprocessing (translation) or lm.neural.Preprocessing (lm)
     config: Config
     checkpoint: Path
 
@@ -42,9 +42,16 @@ def load_model_dir(model_dir: str | Path, which: str = "best", device: str | tor
     if "config" not in extra or "preprocessing" not in extra:
         raise CheckpointError(f"{path}: checkpoint lacks its config or vocabularies")
     config = build_config(extra["config"])
-    preprocessing = Preprocessing.from_dict(extra["preprocessing"])
-    model = build_seq2seq(config.model.architecture, config.model.options, len(preprocessing.src_vocab),
-                          len(preprocessing.tgt_vocab))
+    if config.task == "lm":
+        from seqlab.lm.neural import Preprocessing as LMPreprocessing
+        from seqlab.models.build import build_lm
+
+        preprocessing = LMPreprocessing.from_dict(extra["preprocessing"])
+        model = build_lm(config.model.architecture, config.model.options, len(preprocessing.vocab))
+    else:
+        preprocessing = Preprocessing.from_dict(extra["preprocessing"])
+        model = build_seq2seq(config.model.architecture, config.model.options, len(preprocessing.src_vocab),
+                              len(preprocessing.tgt_vocab))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:
@@ -157,3 +164,20 @@ def make_seq2seq_validator(preprocessing: Preprocessing, raw_pairs: list[tuple[s
         return metrics
 
     return validate
+
+
+@torch.no_grad()
+def score_pairs(loaded: LoadedModel, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[float]]:
+    """Forced decoding: log p(target | source) of every pair (natural log, <eos> included), in input order."""
+    from seqlab.data.pipeline import ParallelCorpus, make_batches
+    from seqlab.decoding.scoring import score_targets
+
+    corpus = ParallelCorpus.from_pairs(pairs, loaded.preprocessing)
+    scores = [0.0] * len(pairs)
+    loaded.model.eval()
+    for batch in make_batches(corpus, loaded.config.data, shuffle=False).epoch_batches(0):
+        values = score_targets(loaded.model, batch.src_ids, batch.src_mask, batch.tgt_in_ids, batch.tgt_out_ids,
+                               batch.tgt_mask)
+        for index, value in zip(batch.indices.tolist(), values.tolist()):
+            scores[index] = value
+    return pairs, scores

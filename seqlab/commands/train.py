@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.model_dir:
         config.model_dir = args.model_dir
-    summary = train_seq2seq(config, resume=args.resume, overwrite=args.overwrite)
+    train = train_lm if config.task == "lm" else train_seq2seq
+    summary = train(config, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary))
     return 0
 
@@ -87,10 +88,34 @@ def train_seq2seq(config: Config, resume: bool = False, overwrite: bool = False)
     task = build_task(config)
     extra = {"config": config.to_dict(), "preprocessing": preprocessing.to_dict()}
     trainer = Trainer(model, task, config.train, config.model_dir, extra, validate, device)
-    write_run_files(config, preprocessing, model, len(corpora["train"]))
+    write_run_files(config, preprocessing, model, len(corpora["train"]),
+                    vocabs={"vocab.src.txt": preprocessing.src_vocab, "vocab.tgt.txt": preprocessing.tgt_vocab})
     if resume:
         trainer.resume()
     progress = trainer.fit(make_batches(corpora["train"], config.data, shuffle=config.data.shuffle))
+    return {"model_dir": config.model_dir, "steps": progress.step, "epochs": progress.epoch,
+            "best_" + config.train.early_stopping_metric: progress.best_metric,
+            "stop_reason": progress.stop_reason, "wall_seconds": round(progress.elapsed_seconds, 1)}
+
+
+def train_lm(config: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Language model on a token stream with truncated BPTT; validation = exact perplexity of the valid split."""
+    from seqlab.lm.neural import BPTTBatches, LMTask, lm_validator, prepare_lm
+    from seqlab.models.build import build_lm
+    from seqlab.train.trainer import Trainer, resolve_device
+
+    check_model_dir(config, resume, overwrite)
+    seed_everything(config.train.seed, config.train.num_threads)
+    preprocessing, streams = prepare_lm(config.data)
+    device = resolve_device(config.train.device)
+    model = build_lm(config.model.architecture, config.model.options, len(preprocessing.vocab))
+    extra = {"config": config.to_dict(), "preprocessing": preprocessing.to_dict()}
+    trainer = Trainer(model, LMTask(), config.train, config.model_dir, extra,
+                      lm_validator(streams["valid"], config.data.bptt, device), device)
+    write_run_files(config, None, model, len(streams["train"]), vocabs={"vocab.txt": preprocessing.vocab})
+    if resume:
+        trainer.resume()
+    progress = trainer.fit(BPTTBatches(streams["train"], config.data.batch_size, config.data.bptt))
     return {"model_dir": config.model_dir, "steps": progress.step, "epochs": progress.epoch,
             "best_" + config.train.early_stopping_metric: progress.best_metric,
             "stop_reason": progress.stop_reason, "wall_seconds": round(progress.elapsed_seconds, 1)}
@@ -106,18 +131,19 @@ def build_task(config: Config):
     return ScheduledSamplingTask(config.train)
 
 
-def write_run_files(config: Config, preprocessing, model: torch.nn.Module, num_train: int) -> None:
+def write_run_files(config: Config, preprocessing, model: torch.nn.Module, num_train: int,
+                    vocabs: dict[str, Any]) -> None:
     """Human-readable companions of the checkpoints: resolved config, versions, vocabularies."""
     model_dir = Path(config.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(model_dir / "config.yaml") as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
-    preprocessing.src_vocab.save(model_dir / "vocab.src.txt")
-    preprocessing.tgt_vocab.save(model_dir / "vocab.tgt.txt")
+    for name, vocab in vocabs.items():
+        vocab.save(model_dir / name)
     info = {"event": "start", "seqlab": seqlab.__version__, "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.platform(), "argv": sys.argv,
             "seed": config.train.seed, "train_examples": num_train,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "src_vocab": len(preprocessing.src_vocab), "tgt_vocab": len(preprocessing.tgt_vocab)}
+            "vocab_sizes": {name: len(vocab) for name, vocab in vocabs.items()}}
     with open(model_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(info) + "\n")

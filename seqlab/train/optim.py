@@ -26,24 +26,26 @@ def build_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, mom
 
 
 def lr_multiplier(schedule: str, step: int, warmup_steps: int = 0, decay_every: int = 1, gamma: float = 1.0,
-                  d_model: int = 512) -> float:
+                  d_model: int = 512, decay_start: int = 0) -> float:
     """Multiplier of the base lr after ``step`` updates.
 
-    constant; step (× gamma every ``decay_every`` updates); exponential (× gamma^(step/decay_every));
+    constant; step (× gamma every ``decay_every`` updates after the first ``decay_start``); exponential
+    (× gamma^((step - decay_start)/decay_every));
     warmup_linear (linear ramp over warmup_steps, then constant); inverse_sqrt (fairseq: linear warmup, then
     ∝ 1/√step); noam (Vaswani et al. 2017: d^-0.5 · min(step^-0.5, step · warmup^-1.5); use lr=1 for the paper's
     values).
     """
     step = max(step, 1)
+    decayed = max(step - decay_start, 0)
     warm = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
     if schedule == "constant":
         return 1.0
     if schedule == "warmup_linear":
         return warm
     if schedule == "step":
-        return warm * gamma ** (step // max(decay_every, 1))
+        return warm * gamma ** (decayed // max(decay_every, 1))
     if schedule == "exponential":
-        return warm * gamma ** (step / max(decay_every, 1))
+        return warm * gamma ** (decayed / max(decay_every, 1))
     if schedule == "inverse_sqrt":
         return warm if step < warmup_steps else math.sqrt(max(warmup_steps, 1) / step)
     if schedule == "noam":
@@ -60,6 +62,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Any) -> Any:
 
     def multiplier(step: int) -> float:
         return lr_multiplier(config.schedule, step, config.warmup_steps, config.decay_every, config.gamma,
-                             config.noam_d_model)
+                             config.noam_d_model, config.decay_start)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)

@@ -48,6 +48,7 @@ class TrainConfig:
     schedule: str = "constant"  # constant | step | exponential | warmup_linear | inverse_sqrt | noam | plateau
     warmup_steps: int = 0
     decay_every: int = 1000  # step/exponential: updates per decay by gamma
+    decay_start: int = 0  # step/exponential: updates at the full lr before decaying starts
     gamma: float = 0.5  # decay factor (step, exponential, plateau)
     plateau_patience: int = 1
     min_lr: float = 0.0

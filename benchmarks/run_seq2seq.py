@@ -1,0 +1,94 @@
+"""Train a seq2seq recipe, evaluate it on the test split (greedy and beam), and record the figures as JSON.
+
+    python benchmarks/run_seq2seq.py --config configs/multi30k_gru.yaml --name multi30k_gru [--set k=v ...]
+
+Writes benchmarks/results/<name>.json: the command, git commit, machine, wall time, training tokens/s,
+test sacreBLEU (with signature) for greedy and beam search, test perplexity, decoding sentences/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "loadavg_at_end": os.getloadavg(),
+            "note": "shared 2-core machine; other jobs (tests, other benchmarks) ran at the same time"}
+
+
+def training_throughput(model_dir: Path) -> float:
+    """Median tokens/s over the logged training windows."""
+    rates = [r["tokens_per_second"] for r in map(json.loads, (model_dir / "train_log.jsonl").open())
+             if r.get("event") == "train"]
+    return sorted(rates)[len(rates) // 2] if rates else 0.0
+
+
+def decode_and_score(loaded, pairs, strategy: str, beam_size: int) -> dict:
+    from seqlab.commands.evaluate import evaluate
+    from seqlab.config import from_dict, to_dict
+    from seqlab.decoding.config import DecodeConfig
+
+    decode = from_dict(DecodeConfig, {**to_dict(loaded.config.decode), "strategy": strategy,
+                                      "beam_size": beam_size}, "decode.")
+    start = time.perf_counter()
+    _, bleu, ppl = evaluate(loaded, pairs, decode, "cpu", 64)
+    seconds = time.perf_counter() - start
+    return {"bleu": round(bleu.score, 2), "signature": bleu.signature, "perplexity": round(ppl["ppl"], 2),
+            "seconds_incl_ppl": round(seconds, 1), "sentences_per_second": round(len(pairs) / seconds, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
+    args = parser.parse_args()
+
+    from seqlab.commands.train import train_seq2seq
+    from seqlab.config import load_config
+    from seqlab.data.pipeline import load_split
+    from seqlab.inference import load_model_dir
+
+    config = load_config(args.config, args.overrides)
+    wall = time.perf_counter()
+    summary = {} if args.skip_train else train_seq2seq(config, overwrite=True)
+    train_seconds = time.perf_counter() - wall
+    loaded = load_model_dir(config.model_dir)
+    pairs = load_split(loaded.config.data, "test")
+    results = {"greedy": decode_and_score(loaded, pairs, "greedy", 1),
+               "beam5": decode_and_score(loaded, pairs, "beam", 5)}
+    record = {
+        "name": args.name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
+        "machine": machine(),
+        "train": {**summary, "wall_seconds": round(train_seconds, 1),
+                  "median_tokens_per_second": round(training_throughput(Path(config.model_dir)), 1)},
+        "test_sentences": len(pairs), "test": results,
+    }
+    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

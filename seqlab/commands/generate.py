@@ -1,0 +1,42 @@
+"""``seqlab generate MODEL_DIR --prompt "..."``: continue a prompt with a trained language model.
+
+The prompt's tokens are forced, then the model continues (greedy, or sampling with --sample/--temperature/
+--top-k/--top-p; seeded).  Without a prompt it generates a random sentence from the start token.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from seqlab.errors import SeqlabError
+
+HELP = "generate text from a trained language model, optionally continuing a prompt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model_dir")
+    parser.add_argument("--prompt", default="", help="text whose tokens are forced before generation starts")
+    parser.add_argument("--max-tokens", type=int, default=50)
+    parser.add_argument("--num", type=int, default=1, help="how many continuations (seeds seed, seed+1, ...)")
+    parser.add_argument("--sample", action="store_true", help="sample (default: greedy)")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+
+
+def run(args: argparse.Namespace) -> int:
+    from seqlab.decoding.config import DecodeConfig
+    from seqlab.inference import load_model_dir
+    from seqlab.lm.neural import generate
+
+    loaded = load_model_dir(args.model_dir, args.checkpoint)
+    if loaded.config.task != "lm":
+        raise SeqlabError(f"{args.model_dir}: not a language model (task {loaded.config.task!r}); "
+                          f"use `seqlab translate`")
+    for index in range(args.num):
+        decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,
+                              top_k=args.top_k, top_p=args.top_p, seed=args.seed + index)
+        print(generate(loaded.model, loaded.preprocessing, args.prompt, args.max_tokens, decode))
+    return 0
