@@ -1,4 +1,8 @@
-"""``seqlab translate MODEL_DIR [-i FILE] [-o FILE] [--beam K ...]``: one output line per input line, always."""
+"""``seqlab translate MODEL_DIR [-i FILE] [-o FILE] [--beam K ...]``: one output line per input line, always.
+
+``--models DIR1 DIR2 ... --ensemble mean|vote`` decodes with several models of one vocabulary;
+``--attention-plot DIR`` writes a source x output heat-map per sentence (models with attention).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,11 @@ HELP = "translate lines with a trained model (stdin/stdout by default)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir", help="a directory written by `seqlab train`")
+    parser.add_argument("model_dir", nargs="?", help="a directory written by `seqlab train`")
+    parser.add_argument("--models", nargs="+", metavar="DIR", help="several model dirs of one vocabulary: an ensemble")
+    parser.add_argument("--ensemble", choices=["mean", "vote"], default="mean",
+                        help="mean: average the next-token probabilities at every step; vote: majority of outputs")
+    parser.add_argument("--attention-plot", metavar="DIR", help="write one attention heat-map PNG per sentence")
     parser.add_argument("-i", "--input", help="input file, one sentence per line (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
@@ -57,13 +65,20 @@ def read_input(path: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.inference import Translator, load_model_dir
+    from seqlab.inference import Translator
 
-    loaded = load_model_dir(args.model_dir, args.checkpoint, args.device)
-    decode = decode_config_from_args(loaded.config.decode, args)
+    models = load_models(args)
+    decode = decode_config_from_args(models[0].config.decode, args)
     lines = read_input(args.input)
-    translator = Translator(loaded.model, loaded.preprocessing, decode, args.device, args.batch_size)
-    outputs = translator.translate(lines)
+    if len(models) > 1 and args.ensemble == "vote":
+        outputs = vote([Translator(m.model, m.preprocessing, decode, args.device, args.batch_size).translate(lines)
+                        for m in models])
+    else:
+        model = models[0].model if len(models) == 1 else ensemble_of(models)
+        translator = Translator(model, models[0].preprocessing, decode, args.device, args.batch_size)
+        outputs = translator.translate(lines, return_attention=bool(args.attention_plot))
+    if args.attention_plot:
+        write_attention_plots(outputs, Path(args.attention_plot))
     if decode.nbest > 1:
         text = "".join("\t".join(f"{hyp}\t{score:.4f}" for hyp, score in t.nbest) + "\n" for t in outputs)
     else:
@@ -74,3 +89,47 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def load_models(args: argparse.Namespace) -> list:
+    from seqlab.errors import SeqlabError
+    from seqlab.inference import load_model_dir
+
+    dirs = ([args.model_dir] if args.model_dir else []) + (args.models or [])
+    if not dirs:
+        raise SeqlabError("translate: give a MODEL_DIR or --models DIR [DIR ...]")
+    models = [load_model_dir(d, args.checkpoint, args.device) for d in dirs]
+    first = models[0].preprocessing.to_dict()
+    for directory, loaded in zip(dirs[1:], models[1:]):
+        if loaded.preprocessing.to_dict() != first:
+            raise SeqlabError(f"--models: {directory} has other vocabularies or tokenizers than {dirs[0]}; "
+                              "an ensemble needs one vocabulary")
+    return models
+
+
+def ensemble_of(models: list):
+    from seqlab.decoding.ensemble import EnsembleModel
+
+    return EnsembleModel([m.model for m in models]).eval()
+
+
+def vote(per_model: list[list]) -> list:
+    """Majority vote per sentence over the models' outputs; a tie goes to the earliest model."""
+    from collections import Counter
+
+    chosen = []
+    for candidates in zip(*per_model):
+        counts = Counter(c.text for c in candidates)
+        best = max(counts.values())
+        chosen.append(next(c for c in candidates if counts[c.text] == best))
+    return chosen
+
+
+def write_attention_plots(outputs: list, directory: Path) -> None:
+    from seqlab.plots import plot_attention
+
+    for index, translation in enumerate(outputs):
+        if translation.attention is None:
+            continue
+        plot_attention(translation.attention, translation.src_tokens + ["<eos>"], translation.tokens + ["<eos>"],
+                       directory / f"{index + 1:04d}.png", title=translation.text)

@@ -58,7 +58,6 @@ class ScheduledSamplingTask:
     def __init__(self, config):  # a TrainConfig
         self.config = config
         self.step = 0
-        self.generator = torch.Generator().manual_seed(config.seed)
 
     def set_step(self, step: int) -> None:
         self.step = step
@@ -74,7 +73,7 @@ class ScheduledSamplingTask:
         from seqlab.train.scheduled_sampling import scheduled_sampling_log_probs
 
         log_probs = scheduled_sampling_log_probs(model, batch.src_ids, batch.src_mask, batch.tgt_in_ids,
-                                                 self.epsilon(), self.generator)  # (B, T, V)
+                                                 self.epsilon(), None, self.config.scheduled_sampling_feed)
         vocab_size = log_probs.size(-1)
         loss = F.nll_loss(log_probs.reshape(-1, vocab_size), batch.tgt_out_ids.reshape(-1), ignore_index=PAD_ID,
                           reduction="sum")

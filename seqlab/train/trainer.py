@@ -70,6 +70,7 @@ class TrainConfig:
     scheduled_sampling_k: float = 1000.0
     scheduled_sampling_c: float = 1e-4
     scheduled_sampling_min: float = 0.0
+    scheduled_sampling_feed: str = "sample"  # sample | argmax: how the model's own prediction is chosen
     progress: bool = True
 
     def __post_init__(self):
@@ -92,6 +93,8 @@ class TrainConfig:
         if self.early_stopping_mode == "auto":
             maximise = self.early_stopping_metric in MAXIMISED_METRICS
             self.early_stopping_mode = "max" if maximise else "min"
+        if self.scheduled_sampling_feed not in ("sample", "argmax"):
+            raise ConfigError(f"scheduled_sampling_feed: must be sample or argmax, got {self.scheduled_sampling_feed!r}")
         if self.scheduled_sampling not in ("none", "linear", "exponential", "inverse_sigmoid"):
             raise ConfigError(f"scheduled_sampling: must be none, linear, exponential or inverse_sigmoid, "
                               f"got {self.scheduled_sampling!r}")

@@ -4,6 +4,7 @@ Each bad input must give exit code 2 and exactly one line on stderr (``seqlab: e
 line or key — never a traceback — and must not leave a half-written output behind.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -151,3 +152,46 @@ def test_output_is_not_half_written(trained, tmp_path):
     (tmp_path / "bad.en").write_bytes(b"fine\n\xff\xfe\n")
     assert_clean_error(seqlab("translate", trained, "-i", tmp_path / "bad.en", "-o", out), "bad.en:2")
     assert out.read_text(encoding="utf-8") == "previous\n"
+
+
+def test_ensemble_of_one_model_equals_the_model_and_vote_agrees(trained, tmp_path):
+    source = "i am cold .\nhe is calm .\ngo .\n"
+    single = seqlab("translate", trained, "--beam", "3", stdin=source)
+    mean = seqlab("translate", "--models", trained, trained, "--ensemble", "mean", "--beam", "3", stdin=source)
+    voted = seqlab("translate", "--models", trained, trained, "--ensemble", "vote", stdin=source)
+    greedy = seqlab("translate", trained, stdin=source)
+    assert single.returncode == mean.returncode == voted.returncode == 0, mean.stderr + voted.stderr
+    assert mean.stdout == single.stdout  # the mean of identical distributions is that distribution
+    assert voted.stdout == greedy.stdout
+
+
+def test_attention_plots_are_written_per_sentence(trained, tmp_path):
+    result = seqlab("translate", trained, "--attention-plot", tmp_path / "maps", stdin="i am cold .\n\ngo .\n")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["0001.png", "0003.png"]  # not the empty line
+
+
+def test_score_ranks_the_memorised_target_first(trained, tmp_path):
+    (tmp_path / "src").write_text("i am cold .\ni am cold .\n", encoding="utf-8")
+    (tmp_path / "tgt").write_text("j'ai froid .\nelle est grande .\n", encoding="utf-8")
+    result = seqlab("score", trained, "--src", tmp_path / "src", "--tgt", tmp_path / "tgt")
+    assert result.returncode == 0, result.stderr
+    scores = [json.loads(line)["log_prob"] for line in result.stdout.strip().splitlines()]
+    assert len(scores) == 2 and scores[0] > scores[1] and all(s < 0 for s in scores)
+
+
+def test_average_of_identical_checkpoints_translates_the_same(trained, tmp_path):
+    result = seqlab("average", trained, trained, "-o", tmp_path / "avg", "--checkpoint", "best")
+    assert result.returncode == 0, result.stderr
+    source = "i am cold .\nshe is calm .\n"
+    assert seqlab("translate", tmp_path / "avg", stdin=source).stdout == seqlab("translate", trained,
+                                                                                stdin=source).stdout
+
+
+def test_scheduled_sampling_training_runs_and_learns(corpus, tmp_path):
+    result = seqlab("train", corpus / "config.yaml", "--model-dir", tmp_path / "ss",
+                    "--set", "train.scheduled_sampling=linear", "--set", "train.scheduled_sampling_c=0.002",
+                    "--set", "train.max_epochs=25")
+    assert result.returncode == 0, result.stderr
+    translated = seqlab("translate", tmp_path / "ss", stdin="i am cold .\n")
+    assert translated.stdout == "j'ai froid.\n"
