@@ -1,0 +1,77 @@
+"""The typed ``decode`` section: which search strategy, and its knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seqlab.errors import ConfigError
+
+STRATEGIES = ("greedy", "beam", "sample")
+LENGTH_PENALTIES = ("average", "gnmt", "none")
+
+
+@dataclass
+class DecodeConfig:
+    """How to turn a model's next-token distributions into output sentences.
+
+    Lengths count generated tokens, ``<eos>`` included: ``max_len`` = the most decoding steps per sentence.
+    """
+
+    strategy: str = "greedy"  # greedy | beam | sample
+    beam_size: int = 5
+    alpha: float = 0.75  # length normalisation exponent (d2l seed 001: "通常 alpha = 0.75")
+    length_penalty: str = "average"  # average: logp / L^alpha | gnmt: logp / ((5+L)/6)^alpha | none
+    nbest: int = 1
+    max_len: int = 100
+    max_len_ratio: float = 0.0  # > 0: max length per sentence = ceil(ratio * source length) + 5, capped by max_len
+    min_len: int = 0  # <eos> is forbidden before this many tokens
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    seed: int | None = None
+    no_repeat_ngram: int = 0  # 0 = off; n > 0 forbids repeating any n-gram within a hypothesis
+    repetition_penalty: float = 1.0  # 1.0 = off; CTRL-style penalty on already generated tokens
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: must be one of {list(STRATEGIES)}, got {self.strategy!r}")
+        if self.length_penalty not in LENGTH_PENALTIES:
+            raise ConfigError(f"length_penalty: must be one of {list(LENGTH_PENALTIES)}, got {self.length_penalty!r}")
+        for name in ("beam_size", "nbest", "max_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("alpha", "max_len_ratio", "min_len", "top_k", "no_repeat_ngram"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.nbest > self.beam_size and self.strategy == "beam":
+            raise ConfigError(f"nbest: must be <= beam_size ({self.beam_size}), got {self.nbest}")
+        if self.min_len >= self.max_len:
+            raise ConfigError(f"min_len: must be < max_len ({self.max_len}), got {self.min_len}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be > 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty < 1.0:
+            raise ConfigError(f"repetition_penalty: must be >= 1, got {self.repetition_penalty}")
+
+
+def resolve_max_len(config: DecodeConfig, src_lengths: torch.Tensor | None = None) -> int | torch.Tensor:
+    """The step budget: ``config.max_len``, or per sentence ceil(ratio * src_len) + 5 (capped) when
+    ``max_len_ratio`` > 0 and the source lengths (B,) are known."""
+    if config.max_len_ratio <= 0 or src_lengths is None:
+        return config.max_len
+    budget = torch.ceil(src_lengths.float() * config.max_len_ratio).long() + 5
+    return torch.clamp(budget, max=config.max_len)
+
+
+def row_budgets(max_len: int | torch.Tensor, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``max_len`` as an int or (B,) tensor -> (B,) long tensor of step budgets, each >= 1."""
+    if isinstance(max_len, torch.Tensor):
+        budgets = max_len.to(device=device, dtype=torch.long).reshape(-1)
+        if budgets.numel() != batch_size:
+            raise ValueError(f"max_len has {budgets.numel()} rows for a batch of {batch_size}")
+    else:
+        budgets = torch.full((batch_size,), int(max_len), dtype=torch.long, device=device)
+    return budgets.clamp(min=1)

@@ -1,0 +1,103 @@
+"""Greedy search, and the token-by-token loop that greedy search and sampling share.
+
+Any ``StepModel`` (seq2seq decoder, language model, ensemble) is driven through ``step`` alone; the caller builds
+the initial state.  Lengths count generated tokens with ``<eos>``: a row stops at ``<eos>`` or after
+``max_len`` steps, and the loop stops when every row has stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from seqlab.decoding.config import row_budgets
+from seqlab.decoding.penalties import force_tokens
+
+# (B, V) log-probs -> (B,) chosen token ids: the only thing greedy search and sampling disagree on.
+TokenChooser = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class SearchResult:
+    """One output per input row, in input order.
+
+    tokens: ids without <bos>/<eos> (forced prefix tokens included); scores: sum of the model's log-probs of the
+    emitted tokens, <eos> included; attention: per row a (T, S) tensor, row t = the weights that produced token t.
+    """
+
+    tokens: list[list[int]]
+    scores: list[float]
+    attention: list[torch.Tensor] | None = None
+
+
+def greedy_search(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
+                  prefix: list[list[int]] | None = None, return_attention: bool = False) -> SearchResult:
+    """At every step emit the most probable token (d2l seed 001, 贪心搜索).  max_len: int or (B,) step budgets."""
+    return decode_loop(model, state, batch_size, bos_id, eos_id, max_len, lambda log_probs: log_probs.argmax(-1),
+                       prefix, return_attention)
+
+
+def decode_loop(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
+                choose: TokenChooser, prefix: list[list[int]] | None = None,
+                return_attention: bool = False) -> SearchResult:
+    """Feed each row's previous token, let ``choose`` pick the next one, until <eos> or the row's budget."""
+    device = model_device(model)
+    budgets = row_budgets(max_len, batch_size, device)  # (B,)
+    forced = prefix_table(prefix, batch_size, device)  # (B, P), -1 = not forced
+    tokens = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)
+    finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    scores = torch.zeros(batch_size, device=device)
+    emitted, alive, attention = [], [], []
+    for step in range(int(budgets.max())):
+        log_probs, state = model.step(tokens, state)
+        log_probs = log_probs.float()
+        if step < forced.size(1):
+            log_probs = force_tokens(log_probs, forced[:, step])
+        tokens = choose(log_probs)  # (B,)
+        active = ~finished
+        scores += torch.where(active, log_probs.gather(1, tokens[:, None])[:, 0], 0.0)
+        emitted.append(tokens)
+        alive.append(active)
+        if return_attention and getattr(state, "attention", None) is not None:
+            attention.append(state.attention.detach().float())  # (B, S)
+        finished = finished | (active & (tokens == eos_id)) | (budgets <= step + 1)
+        if bool(finished.all()):  # one host sync per step: the price of stopping early
+            break
+    return _collect(emitted, alive, attention, scores, eos_id)
+
+
+def _collect(emitted: list[torch.Tensor], alive: list[torch.Tensor], attention: list[torch.Tensor],
+             scores: torch.Tensor, eos_id: int) -> SearchResult:
+    """Per-step (B,) tensors -> per-row lists: the tokens emitted while the row was alive, minus the final <eos>."""
+    emitted_ids = torch.stack(emitted, 1).tolist()  # (B, T)
+    alive_rows = torch.stack(alive, 1).tolist()  # (B, T)
+    rows = [[tok for tok, live in zip(ids, live_row) if live] for ids, live_row in zip(emitted_ids, alive_rows)]
+    rows = [ids[:-1] if ids and ids[-1] == eos_id else ids for ids in rows]
+    weights = None
+    if attention:
+        stacked = torch.stack(attention, 1).cpu()  # (B, T, S)
+        weights = [stacked[row, :len(ids)] for row, ids in enumerate(rows)]
+    return SearchResult(rows, scores.tolist(), weights)
+
+
+def prefix_table(prefix: list[list[int]] | None, batch_size: int, device: torch.device) -> torch.Tensor:
+    """B lists of forced tokens -> (B, P) long, padded with -1 (free).  P = 0 without a prefix."""
+    if prefix is None:
+        return torch.full((batch_size, 0), -1, dtype=torch.long, device=device)
+    if len(prefix) != batch_size:
+        raise ValueError(f"prefix has {len(prefix)} rows for a batch of {batch_size}")
+    table = torch.full((batch_size, max((len(p) for p in prefix), default=0)), -1, dtype=torch.long)
+    for row, ids in enumerate(prefix):
+        table[row, :len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+    return table.to(device)
+
+
+def model_device(model: Any) -> torch.device:
+    """Where the model's parameters live (CPU for parameter-free models such as scripted test models)."""
+    parameters = getattr(model, "parameters", None)
+    if callable(parameters):
+        for parameter in parameters():
+            return parameter.device
+    return torch.device("cpu")

@@ -1,0 +1,187 @@
+"""Many-to-one sequence models (d2l "more RNN applications": classification).
+
+Two peers behind one interface ``forward(ids (B, S), mask (B, S)) -> logits (B, C)``:
+
+* ``TextClassifier``: embeddings -> an encoder -> padding-aware pooling over time -> dropout -> linear.
+  Encoders: a (bi)directional RNN / GRU / LSTM run on packed sequences (padding never enters the recurrence), or
+  a small Transformer encoder (``seqlab.nn.transformer``).  Pooling: "last" (the final real state; for a biRNN the
+  forward state after the last token joined with the backward state after the first), "mean", "max", or
+  "attention" (a learned query scoring every state, Yang et al. 2016).
+* ``CNNTextClassifier``: Kim (2014), "Convolutional Neural Networks for Sentence Classification": parallel 1-D
+  convolutions of widths 3, 4, 5 over the embeddings, ReLU, max over time, concatenated.
+
+Shapes: B batch, S sentence length, E embedding size, D encoder output size, C classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from seqlab.errors import ConfigError
+from seqlab.models.base import PAD_ID
+from seqlab.nn.init import INIT_SCHEMES, init_weights
+from seqlab.nn.rnn import CELL_NAMES, encode_packed, make_rnn
+from seqlab.nn.transformer import EncoderLayer, TokenEmbedding, padding_to_attention_mask
+
+ENCODERS = (*CELL_NAMES, "transformer")
+POOLINGS = ("last", "mean", "max", "attention")
+
+
+@dataclass
+class ClassifierConfig:
+    """``encoder``: rnn | rnn_relu | gru | lstm | transformer | cnn (the last builds ``CNNTextClassifier``)."""
+
+    encoder: str = "lstm"
+    embedding_size: int = 128
+    hidden_size: int = 128  # per direction for RNNs; the model dim for the Transformer
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "max"
+    dropout: float = 0.3
+    num_heads: int = 4  # transformer
+    ffn_size: int = 256  # transformer
+    kernel_sizes: tuple[int, ...] = (3, 4, 5)  # cnn
+    num_filters: int = 100  # cnn, per kernel size
+    init: str = "default"  # a scheme of seqlab.nn.init (the Transformer keeps its own Xavier init by default)
+
+    def __post_init__(self) -> None:
+        self.kernel_sizes = tuple(self.kernel_sizes)
+        if self.encoder not in (*ENCODERS, "cnn"):
+            raise ConfigError(f"encoder: must be one of {', '.join((*ENCODERS, 'cnn'))}, got {self.encoder!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling: must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        for name in ("embedding_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "num_filters"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.encoder == "transformer" and self.hidden_size % self.num_heads:
+            raise ConfigError(f"hidden_size: must be divisible by num_heads={self.num_heads}, got {self.hidden_size}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"init: must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        if not self.kernel_sizes or min(self.kernel_sizes) <= 0:
+            raise ConfigError(f"kernel_sizes: must be positive widths, got {list(self.kernel_sizes)}")
+
+
+def run_packed(rnn: nn.RNNBase, embedded: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``encode_packed`` from a mask: embedded (B, S, E), mask (B, S) left-aligned -> outputs (B, S, D), zero at
+    padding, and h_n (L * dirs, B, H) at each row's own end.  Empty rows run as length 1 (their input is the zero
+    padding embedding) so packing never fails on them."""
+    outputs, final = encode_packed(rnn, embedded, mask.sum(1).clamp_min(1))
+    return outputs, final[0] if isinstance(final, tuple) else final  # LSTM: (h_n, c_n)
+
+
+def masked_pool(states: torch.Tensor, mask: torch.Tensor, how: str,
+                scores: torch.Tensor | None = None) -> torch.Tensor:
+    """states (B, S, D), mask (B, S) -> (B, D), ignoring padding.
+
+    "mean": average of the real states; "max": elementwise max over real states; "last": the state at each row's
+    last real token; "attention": softmax(scores) weighted sum, ``scores`` (B, S) given by the caller.
+    """
+    real = mask.unsqueeze(-1)  # (B, S, 1)
+    if how == "mean":
+        return (states * real).sum(1) / real.sum(1).clamp_min(1)
+    if how == "max":
+        return states.masked_fill(~real, float("-inf")).amax(1)
+    if how == "last":
+        last = (mask.sum(1) - 1).clamp_min(0)  # (B,)
+        return states[torch.arange(states.size(0), device=states.device), last]
+    if how == "attention" and scores is not None:
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(-1)  # (B, S)
+        return torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 1, S) @ (B, S, D) -> (B, D)
+    raise ValueError(f"unknown pooling {how!r} (or attention pooling without scores)")
+
+
+class TextClassifier(nn.Module):
+    """Embeddings -> RNN/GRU/LSTM (packed) or Transformer encoder -> masked pooling -> dropout -> linear."""
+
+    def __init__(self, config: ClassifierConfig, vocab_size: int, num_classes: int):
+        super().__init__()
+        if config.encoder not in ENCODERS:
+            raise ConfigError(f"encoder: TextClassifier takes {', '.join(ENCODERS)}; use CNNTextClassifier for cnn")
+        self.config = config
+        if config.encoder == "transformer":
+            self.embedding: nn.Module = TokenEmbedding(vocab_size, config.hidden_size, dropout=config.dropout)
+            self.layers = nn.ModuleList(
+                EncoderLayer(config.hidden_size, config.num_heads, config.ffn_size, config.dropout, 0.0, "relu",
+                             pre_norm=True) for _ in range(config.num_layers))
+            self.final_norm = nn.LayerNorm(config.hidden_size)  # pre-LN stacks end with a norm
+            output_size = config.hidden_size
+        else:
+            self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD_ID)
+            self.rnn = make_rnn(config.encoder, config.embedding_size, config.hidden_size, config.num_layers,
+                                config.dropout, config.bidirectional)
+            output_size = config.hidden_size * (2 if config.bidirectional else 1)
+        self.attention_query = nn.Linear(output_size, 1, bias=False) if config.pooling == "attention" else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(output_size, num_classes)
+        init_weights(self, config.init)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids (B, S), mask (B, S) bool -> logits (B, C)."""
+        states, final = self.encode(ids, mask)  # (B, S, D)
+        if self.config.pooling == "last" and final is not None:
+            pooled = final
+        else:
+            scores = self.attention_query(torch.tanh(states)).squeeze(-1) if self.attention_query else None
+            pooled = masked_pool(states, mask, self.config.pooling, scores)  # (B, D)
+        return self.output(self.dropout(pooled))
+
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> states (B, S, D) and, for RNNs, the "last" summary (B, D): the top layer's final state per direction
+        (the backward direction's final state is the one after reading the first token)."""
+        if self.config.encoder == "transformer":
+            x = self.embedding(ids)
+            attention_mask = padding_to_attention_mask(mask)  # (B, 1, 1, S)
+            for layer in self.layers:
+                x = layer(x, attention_mask)
+            return self.final_norm(x), None
+        embedded = self.dropout(self.embedding(ids))  # (B, S, E)
+        states, hidden = run_packed(self.rnn, embedded, mask)  # hidden (L * dirs, B, H)
+        directions = 2 if self.config.bidirectional else 1
+        top = hidden[-directions:]  # (dirs, B, H): the last layer's forward (and backward) final states
+        return states, top.transpose(0, 1).reshape(ids.size(0), -1)  # (B, dirs * H)
+
+
+class CNNTextClassifier(nn.Module):
+    """Kim (2014): embeddings -> Conv1d of each width k -> ReLU -> max over time -> concat -> dropout -> linear.
+
+    The convolutions are "wide" (k-1 zeros of padding on both sides) so a sentence shorter than k still has a
+    window.  Padding is made exactly zero before convolving and windows lying wholly in the batch padding are
+    masked out of the max, so a sentence's logits do not depend on how much padding its batch has.
+    """
+
+    def __init__(self, config: ClassifierConfig, vocab_size: int, num_classes: int):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD_ID)
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(config.embedding_size, config.num_filters, width, padding=width - 1)
+            for width in config.kernel_sizes)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.num_filters * len(config.kernel_sizes), num_classes)
+        init_weights(self, config.init)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids (B, S), mask (B, S) bool -> logits (B, C)."""
+        embedded = self.dropout(self.embedding(ids)) * mask.unsqueeze(-1)  # (B, S, E), padding exactly 0
+        embedded = embedded.transpose(1, 2)  # (B, E, S): Conv1d convolves the last axis
+        lengths = mask.sum(1, keepdim=True)  # (B, 1)
+        pooled = []
+        for convolution, width in zip(self.convolutions, self.config.kernel_sizes):
+            features = torch.relu(convolution(embedded))  # (B, F, S + k - 1); window j covers tokens j-k+1 .. j
+            positions = torch.arange(features.size(-1), device=ids.device)  # (S + k - 1,)
+            touches_text = positions.unsqueeze(0) < lengths + width - 1  # (B, S + k - 1)
+            pooled.append(features.masked_fill(~touches_text.unsqueeze(1), float("-inf")).amax(-1))  # (B, F)
+        return self.output(self.dropout(torch.cat(pooled, dim=-1)))
+
+
+def build_classifier(config: ClassifierConfig, vocab_size: int, num_classes: int) -> nn.Module:
+    """The classifier that ``config.encoder`` names."""
+    if config.encoder == "cnn":
+        return CNNTextClassifier(config, vocab_size, num_classes)
+    return TextClassifier(config, vocab_size, num_classes)

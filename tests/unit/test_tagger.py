@@ -1,0 +1,138 @@
+"""seqlab.models.tagger + seqlab.tasks.tagging: the CRF against enumeration, padding invariance, chunk F1 by hand,
+learnability with and without the CRF."""
+
+import itertools
+import random
+
+import pytest
+import torch
+
+from seqlab.data.tagged import TaggedSentence
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
+from seqlab.models.tagger import CRF, Tagger, TaggerConfig
+from seqlab.tasks.scores import chunk_f1, chunks
+from seqlab.tasks.tagging import TaggingTask, tagging_batches
+
+
+def brute_force(crf: CRF, emissions: torch.Tensor, length: int) -> tuple[torch.Tensor, list[int]]:
+    """log Z and the best path of one sentence by scoring all T^n tag sequences."""
+    num_tags = emissions.size(-1)
+    mask = torch.ones(1, length, dtype=torch.bool)
+    paths = list(itertools.product(range(num_tags), repeat=length))
+    scores = torch.stack([crf.score(emissions[None, :length], torch.tensor([p]), mask)[0] for p in paths])
+    return torch.logsumexp(scores, 0), list(paths[int(scores.argmax())])
+
+
+def test_crf_forward_algorithm_and_viterbi_equal_enumeration():
+    torch.manual_seed(0)
+    crf = CRF(3)
+    torch.nn.init.normal_(crf.transitions)
+    torch.nn.init.normal_(crf.start)
+    torch.nn.init.normal_(crf.end)
+    emissions = torch.randn(3, 4, 3)
+    lengths = [4, 2, 1]
+    mask = torch.arange(4)[None, :] < torch.tensor(lengths)[:, None]
+    log_z = crf.log_partition(emissions, mask)
+    best = crf.viterbi(emissions, mask)
+    for row, length in enumerate(lengths):
+        expected_log_z, expected_best = brute_force(crf, emissions[row], length)
+        torch.testing.assert_close(log_z[row], expected_log_z)
+        assert best[row] == expected_best
+
+
+def test_crf_probabilities_sum_to_one():
+    torch.manual_seed(1)
+    crf = CRF(2)
+    emissions = torch.randn(1, 3, 2)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    paths = torch.tensor(list(itertools.product(range(2), repeat=3)))  # (8, 3)
+    log_probs = crf.log_likelihood(emissions.expand(8, 3, 2), paths, mask.expand(8, 3))
+    torch.testing.assert_close(log_probs.exp().sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_outputs_do_not_depend_on_padding(crf):
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(embedding_size=6, hidden_size=5, dropout=0.0, crf=crf), 15, 4).eval()
+    ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    mask = ids != 0
+    torch.testing.assert_close(model(ids, mask)[1, :2], model(ids[1:, :2], mask[1:, :2])[0])
+    tags = torch.tensor([[1, 2, 3, 0], [2, 1, 0, 0]])
+    together = model.loss_sum(ids, mask, tags)
+    apart = model.loss_sum(ids[:1], mask[:1], tags[:1]) + model.loss_sum(ids[1:, :2], mask[1:, :2], tags[1:, :2])
+    torch.testing.assert_close(together, apart)
+    assert [len(p) for p in model.decode(ids, mask)] == [4, 2]
+
+
+def test_chunks_and_f1_follow_conlleval_by_hand():
+    assert chunks(["B-NP", "I-NP", "O", "B-VP"]) == {("NP", 0, 2), ("VP", 3, 4)}
+    assert chunks(["I-NP", "I-NP", "B-NP", "I-VP"]) == {("NP", 0, 2), ("NP", 2, 3), ("VP", 3, 4)}  # I- can start
+    gold = [["B-NP", "I-NP", "O", "B-VP"], ["B-PP", "B-NP"]]  # 4 gold chunks
+    predicted = [["B-NP", "I-NP", "O", "B-NP"], ["B-PP", "B-NP"]]  # 4 predicted, 3 correct
+    assert chunk_f1(gold, predicted) == pytest.approx(2 * 3 / (4 + 4))
+    assert chunk_f1(gold, gold) == 1.0
+
+
+def toy_sentences(count: int, seed: int) -> list[TaggedSentence]:
+    """Chunks: a determiner 'the'/'a' starts an NP that runs over the following nouns; verbs are their own VP.
+    The tag of a noun depends on its left context (B-NP after a verb, I-NP after 'the' or a noun)."""
+    rng = random.Random(seed)
+    nouns, verbs = [f"n{i}" for i in range(6)], [f"v{i}" for i in range(4)]
+    sentences = []
+    for _ in range(count):
+        words, tags = [], []
+        for _ in range(rng.randint(1, 4)):
+            if rng.random() < 0.5:
+                words.append(rng.choice(["the", "a"]))
+                tags.append("B-NP")
+            else:
+                words.append(rng.choice(verbs))
+                tags.append("B-VP")
+            if tags[-1] == "B-NP" or rng.random() < 0.5:
+                for position in range(rng.randint(1, 2)):
+                    words.append(rng.choice(nouns))
+                    tags.append("I-NP" if tags[-1] in ("B-NP", "I-NP") else "B-NP")
+        sentences.append(TaggedSentence(words, ["X"] * len(words), tags))
+    return sentences
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_learns_a_toy_chunking_task(crf):
+    torch.manual_seed(0)
+    tag_names = ["O", "B-NP", "I-NP", "B-VP", "I-VP"]
+    tag_ids = {tag: i for i, tag in enumerate(tag_names)}
+    train, test = toy_sentences(150, seed=1), toy_sentences(60, seed=2)
+    vocab = Vocab.build([s.words for s in train])
+    model = Tagger(TaggerConfig(embedding_size=16, hidden_size=16, dropout=0.0, crf=crf), len(vocab), len(tag_names))
+    task = TaggingTask(tag_names)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    batches = tagging_batches(train, vocab, tag_ids, batch_size=15, seed=0)
+    for epoch in range(10):
+        for batch in batches.epoch_batches(epoch):
+            loss_sum, count = task.loss(model, batch)
+            optimizer.zero_grad()
+            (loss_sum / count).backward()
+            optimizer.step()
+    scores = task.evaluate(model, tagging_batches(test, vocab, tag_ids, 30, shuffle=False).epoch_batches(0))
+    assert scores["accuracy"] > 0.97 and scores["chunk_f1"] > 0.95
+
+
+def test_loss_count_is_the_number_of_tokens_and_unknown_tags_fail():
+    vocab = Vocab.build([["a", "b"]])
+    sentences = [TaggedSentence(["a", "b"], ["X", "X"], ["B-NP", "I-NP"]), TaggedSentence(["a"], ["X"], ["O"])]
+    batch = tagging_batches(sentences, vocab, {"O": 0, "B-NP": 1, "I-NP": 2}, 2, shuffle=False).epoch_batches(0)[0]
+    model = Tagger(TaggerConfig(embedding_size=4, hidden_size=4), len(vocab), 3)
+    assert TaggingTask(["O", "B-NP", "I-NP"]).loss(model, batch)[1] == 3
+    # Batches are length-sorted even without shuffling (less padding); ``indices`` say which sentence is which.
+    assert batch.indices.tolist() == [1, 0]
+    assert batch.tags.tolist() == [[0, 0], [1, 2]] and batch.mask.tolist() == [[True, False], [True, True]]
+    with pytest.raises(DataError, match="I-LST"):
+        tagging_batches([TaggedSentence(["a"], ["X"], ["I-LST"])], vocab, {"O": 0}, 2)
+
+
+@pytest.mark.parametrize("changes,key", [({"cell": "tcn"}, "cell"), ({"hidden_size": 0}, "hidden_size"),
+                                         ({"dropout": 1.5}, "dropout"), ({"init": "ones"}, "init")])
+def test_config_errors_name_the_key(changes, key):
+    with pytest.raises(ConfigError, match=f"^{key}"):
+        TaggerConfig(**changes)
