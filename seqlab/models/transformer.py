@@ -158,6 +158,8 @@ def _initialise(model: nn.Module, embeddings: list[TokenEmbedding], decoder: Tra
 class TransformerSeq2Seq(nn.Module):
     """The encoder-decoder Transformer; implements ``seqlab.models.base.Seq2SeqModel``."""
 
+    accepts_tgt_mask = True  # forward(..., tgt_mask=) returns only the real positions' logits (Seq2SeqTask)
+
     def __init__(self, config: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
         if config.share_embeddings and src_vocab_size != tgt_vocab_size:
