@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "generate": "seqlab.commands.generate",
     "lm": "seqlab.commands.lm",
     "average": "seqlab.commands.average",
+    "search": "seqlab.commands.search",
 }
 
 # One-line help shown by ``seqlab --help`` without importing every command module.
@@ -39,6 +40,7 @@ SUMMARIES: dict[str, str] = {
     "generate": "generate text from a trained language model, optionally continuing a prompt",
     "lm": "count-based n-gram language models: build, evaluate, export ARPA, generate",
     "average": "average the weights of several checkpoints of one architecture into a new model directory",
+    "search": "grid or random hyper-parameter search over a training config",
 }
 
 

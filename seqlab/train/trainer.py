@@ -127,6 +127,7 @@ class Progress:
     bad_validations: int = 0  # validations since the best one
     elapsed_seconds: float = 0.0
     stop_reason: str = ""
+    validated_step: int = -1  # the update count at the last validation
 
 
 class Trainer:
@@ -168,6 +169,8 @@ class Trainer:
             if self.config.validate_every == 0:
                 self._validate_and_checkpoint()
             self._check_limits()
+        if self.progress.validated_step != self.progress.step:
+            self._validate_and_checkpoint()  # a time or step budget ended between validations: score the end
         self._save("last.pt")
         self._log({"event": "stop", "reason": self.progress.stop_reason, **self._position()})
         return self.progress
@@ -227,6 +230,7 @@ class Trainer:
         self._window = {"loss": 0.0, "count": 0, "time": time.perf_counter()}
 
     def _validate_and_checkpoint(self) -> None:
+        self.progress.validated_step = self.progress.step
         if self.validate_fn is None:
             self._save("last.pt")
             return

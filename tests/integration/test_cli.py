@@ -195,3 +195,15 @@ def test_scheduled_sampling_training_runs_and_learns(corpus, tmp_path):
     assert result.returncode == 0, result.stderr
     translated = seqlab("translate", tmp_path / "ss", stdin="i am cold .\n")
     assert translated.stdout == "j'ai froid.\n"
+
+
+def test_grid_search_trains_every_point_and_ranks_them(corpus, tmp_path):
+    result = seqlab("search", corpus / "config.yaml", "--model-dir", tmp_path / "search",
+                    "--grid", "model.hidden_size=16,32", "--set", "train.max_epochs=2")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "search" / "search.jsonl").read_text().splitlines()]
+    assert sorted(r["params"]["model.hidden_size"] for r in records) == ["16", "32"]
+    ranking = result.stdout.split("# trials ranked")[1].strip().splitlines()[1:]
+    bleus = [float(line.split("bleu=")[1].split()[0]) for line in ranking]
+    assert len(bleus) == 2 and bleus == sorted(bleus, reverse=True)
+    assert_clean_error(seqlab("search", corpus / "config.yaml", "--grid", "train.lr"), "--grid")
