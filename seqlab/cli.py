@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "lm": "seqlab.commands.lm",
     "average": "seqlab.commands.average",
     "search": "seqlab.commands.search",
+    "classify": "seqlab.commands.classify",
+    "tag": "seqlab.commands.tag",
 }
 
 # One-line help shown by ``seqlab --help`` without importing every command module.
@@ -41,6 +43,8 @@ SUMMARIES: dict[str, str] = {
     "lm": "count-based n-gram language models: build, evaluate, export ARPA, generate",
     "average": "average the weights of several checkpoints of one architecture into a new model directory",
     "search": "grid or random hyper-parameter search over a training config",
+    "classify": "sentence classification (MR, TREC, TSV files): train, predict, evaluate",
+    "tag": "sequence tagging (CoNLL-2000 chunking or POS): train, predict, evaluate",
 }
 
 

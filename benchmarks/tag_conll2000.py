@@ -1,0 +1,71 @@
+"""CoNLL-2000 on real data: chunking F1 (conlleval's chunk-level definition) and POS tagging accuracy.
+
+    python benchmarks/tag_conll2000.py --column chunk      # configs/conll2000_chunk.yaml, BiLSTM-CRF
+    python benchmarks/tag_conll2000.py --column pos        # configs/conll2000_pos.yaml, BiLSTM + softmax
+
+Trains through the library path of ``seqlab tag train``, scores the best checkpoint on the test set, prints the
+figures beside the anchors and writes ``benchmarks/results/conll2000_<column>.json``.
+
+Anchors: chunking F1 94.46 for BiLSTM-CRF (Huang, Xu & Yu 2015), with Senna word embeddings and POS/spelling
+features; the CoNLL-2000 shared task's best system reached 93.48.  Our tagger sees only the words, embeddings
+start random (no pretrained vectors offline).  POS: the column is the Brill tagger's output (not gold), so there is
+no published anchor for it; a BiLSTM reaches about 97 % on gold WSJ tags with character features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from classify_real import git_commit, machine, tree_note  # noqa: E402  (benchmarks/ is not a package)
+
+ANCHORS = {"chunk": ("chunk_f1", 94.46, "BiLSTM-CRF, Huang et al. 2015 (Senna embeddings + POS features)"),
+           "pos": ("accuracy", 97.0, "approximate BiLSTM figure on gold WSJ POS; this column is Brill output")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--column", choices=sorted(ANCHORS), default="chunk")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--runs", default="runs/benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # a shared 2-core machine
+    from seqlab.commands.tag import TagConfig, train_tagger
+    from seqlab.commands.classify import load_run_config
+
+    name = f"conll2000_{args.column}"
+    config = load_run_config(TagConfig, str(ROOT / "configs" / f"{name}.yaml"), args.overrides,
+                             str(ROOT / args.runs / name))
+    wall = time.perf_counter()
+    summary = train_tagger(config, overwrite=True)
+    metric, anchor, anchor_note = ANCHORS[args.column]
+    figure = 100 * summary["test"][metric]
+    record = {
+        "name": name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
+        "commit_note": tree_note(),
+        "machine": machine(), "wall_seconds": round(time.perf_counter() - wall, 1),
+        "config": f"configs/{name}.yaml", "overrides": args.overrides,
+        f"test_{metric}_percent": round(figure, 2),
+        "test": {k: round(100 * v, 2) for k, v in summary["test"].items()},
+        "anchor": {"value": anchor, "what": anchor_note,
+                   "note": "no pretrained vectors or character features here: words only, random embeddings"},
+        "ratio_to_anchor": round(figure / anchor, 3),
+        "train": summary,
+    }
+    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{name}: test {metric} {figure:.2f} %; anchor {anchor} ({anchor_note}); ratio {figure / anchor:.3f}")
+    print(f"reproduce: {record['command']}")
+
+
+if __name__ == "__main__":
+    main()
