@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "search": "seqlab.commands.search",
     "classify": "seqlab.commands.classify",
     "tag": "seqlab.commands.tag",
+    "caption": "seqlab.commands.caption",
+    "forecast": "seqlab.commands.forecast",
 }
 
 # One-line help shown by ``seqlab --help`` without importing every command module.
@@ -45,6 +47,8 @@ SUMMARIES: dict[str, str] = {
     "search": "grid or random hyper-parameter search over a training config",
     "classify": "sentence classification (MR, TREC, TSV files): train, predict, evaluate",
     "tag": "sequence tagging (CoNLL-2000 chunking or POS): train, predict, evaluate",
+    "caption": "image captioning (Flickr8k): train, caption images with beam search, BLEU-1..4 on a split",
+    "forecast": "forecast a numeric series (CSV, noisy sine, sunspots) with a tau-lag MLP or a latent RNN",
 }
 
 
