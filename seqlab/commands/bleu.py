@@ -4,6 +4,9 @@ Files hold one detokenized sentence per line; line i of every reference file is 
 hypothesis file (several reference files = several references per sentence, as in ``sacrebleu REF1 REF2 -i HYP``).
 ``--hyp FILE --ref FILE ...`` is the same command with named options; ``-`` as HYP_FILE reads standard input
 (``seqlab translate MODEL -i test.en | seqlab bleu - test.fr``).  Prints ``BLEU = 34.21 <signature>``.
+
+``--sentence-d2l [--k 4]`` adds d2l's sentence BLEU of every line (against the first reference, whitespace
+tokens after the same tokenizer as the corpus score): one ``line<TAB>score`` row per sentence, after the corpus line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sacreBLEU tokenizer applied to both sides (default: 13a)")
     parser.add_argument("--lowercase", action="store_true", help="case-insensitive BLEU")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--sentence-d2l", action="store_true",
+                        help="also print d2l's sentence BLEU of every line (against the first reference)")
+    parser.add_argument("--k", type=int, default=4, help="largest n-gram order of --sentence-d2l (default: 4)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,14 +42,38 @@ def run(args: argparse.Namespace) -> int:
 
     hyp_path, ref_paths = _hyp_and_refs(args)
     hypotheses, references = read_hyps_and_refs(hyp_path, ref_paths)
+    if args.k < 1:
+        raise SeqlabError(f"--k: must be >= 1, got {args.k}")
     result = corpus_bleu(hypotheses, references, tokenize=args.tokenize, lowercase=args.lowercase)
+    sentence_scores = d2l_scores(hypotheses, references, args.tokenize, args.lowercase, args.k) \
+        if args.sentence_d2l else None
     if args.json:
-        print(json.dumps({"bleu": round(result.score, 2), "precisions": [round(p, 2) for p in result.precisions],
-                          "bp": round(result.bp, 4), "sys_len": result.sys_len, "ref_len": result.ref_len,
-                          "sentences": len(hypotheses), "signature": result.signature}))
-    else:
-        print(result)
+        record = {"bleu": round(result.score, 2), "precisions": [round(p, 2) for p in result.precisions],
+                  "bp": round(result.bp, 4), "sys_len": result.sys_len, "ref_len": result.ref_len,
+                  "sentences": len(hypotheses), "signature": result.signature}
+        if sentence_scores is not None:
+            record[f"sentence_d2l_k{args.k}"] = [round(score, 4) for score in sentence_scores]
+        print(json.dumps(record))
+        return 0
+    print(result)
+    for line_number, score in enumerate(sentence_scores or [], start=1):
+        print(f"{line_number}\t{score:.4f}")
     return 0
+
+
+def d2l_scores(hypotheses: list[str], references: list[list[str]], tokenize: str, lowercase: bool,
+               k: int) -> list[float]:
+    """d2l's sentence BLEU per line, on the tokens sacreBLEU's tokenizer ``tokenize`` gives."""
+    from sacrebleu.metrics.bleu import BLEU
+
+    from seqlab.metrics.bleu import sentence_bleu_d2l
+
+    tokenizer = BLEU(tokenize=tokenize).tokenizer
+
+    def tokens(text: str) -> list[str]:
+        return tokenizer(text.lower() if lowercase else text).split()
+
+    return [sentence_bleu_d2l(tokens(hyp), tokens(refs[0]), k) for hyp, refs in zip(hypotheses, references)]
 
 
 def _hyp_and_refs(args: argparse.Namespace) -> tuple[str, list[str]]:

@@ -5,6 +5,7 @@ line or key — never a traceback — and must not leave a half-written output b
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -97,6 +98,19 @@ def test_bleu_command_equals_sacrebleu(tmp_path):
     assert result.returncode == 0, result.stderr
     expected = sacrebleu.corpus_bleu(hyps, [refs]).score
     assert f"{expected:.2f}" in result.stdout
+
+
+def test_bleu_sentence_d2l_reproduces_the_seed_example(tmp_path):
+    # Seed example: label A B C D E F, prediction A B B C D -> p1..p4 = 4/5, 3/4, 1/3, 0; with k=2 only p1, p2 count.
+    (tmp_path / "ref").write_text("A B C D E F\nthe cat sat\n", encoding="utf-8")
+    (tmp_path / "hyp").write_text("A B B C D\nthe cat sat\n", encoding="utf-8")
+    result = seqlab("bleu", tmp_path / "hyp", tmp_path / "ref", "--sentence-d2l", "--k", "2")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:]
+    expected = math.exp(1 - 6 / 5) * (4 / 5) ** 0.5 * (3 / 4) ** 0.25
+    assert rows == [f"1\t{expected:.4f}", "2\t1.0000"]
+    result = seqlab("bleu", tmp_path / "hyp", tmp_path / "ref", "--sentence-d2l")  # k=4: p4 = 0
+    assert result.stdout.splitlines()[1] == "1\t0.0000"
 
 
 def test_resume_against_a_different_config_is_refused(trained, corpus):
