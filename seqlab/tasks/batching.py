@@ -7,7 +7,9 @@ images is not decoded all at once.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
+from contextlib import contextmanager
+
+from typing import Any, Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import torch
 
@@ -75,3 +77,14 @@ def pad_ids(sequences: list[list[int]], pad_id: int = PAD_ID) -> tuple[torch.Ten
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.device]:
+    """Eval mode for the block (dropout off), the previous mode restored after; yields the model's device."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model_device(model)
+    finally:
+        model.train(was_training)

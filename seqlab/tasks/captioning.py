@@ -21,7 +21,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 
 from seqlab.data.images import CaptionedImage, normalise_images
-from seqlab.tasks.batching import Batches, model_device, pad_ids
+from seqlab.tasks.batching import Batches, evaluating, pad_ids
 from seqlab.train.loss import token_nll_sum
 
 ImageLoader = Callable[[list[str]], torch.Tensor]
@@ -115,15 +115,12 @@ class CaptioningTask:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batches: Sequence[CaptionBatch]) -> dict[str, float]:
         """Per-token NLL (without label smoothing) and perplexity = exp(NLL)."""
-        was_training = model.training
-        model.eval()
-        device = model_device(model)
-        total, count = 0.0, 0
-        for batch in batches:
-            batch = batch.to(device)
-            logits = model(batch.images, batch.tgt_in_ids, batch.image_index)  # (B, T, V)
-            total += float(token_nll_sum(logits, batch.tgt_out_ids))
-            count += batch.num_tgt_tokens
-        model.train(was_training)
+        with evaluating(model) as device:
+            total, count = 0.0, 0
+            for batch in batches:
+                batch = batch.to(device)
+                logits = model(batch.images, batch.tgt_in_ids, batch.image_index)  # (B, T, V)
+                total += float(token_nll_sum(logits, batch.tgt_out_ids))
+                count += batch.num_tgt_tokens
         loss = total / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from seqlab.data.labelled import LabelledExample
 from seqlab.errors import DataError
-from seqlab.tasks.batching import Batches, TokenEncoder, model_device, pad_ids
+from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
 from seqlab.tasks.scores import accuracy, macro_f1
 
 
@@ -64,30 +64,25 @@ class ClassificationTask:
     @torch.no_grad()
     def predict(self, model: torch.nn.Module, batches: Sequence[ClassificationBatch]) -> list[int]:
         """Predicted class ids in example order (batches may be shuffled or length-sorted)."""
-        was_training = model.training
-        model.eval()
-        device, by_index = model_device(model), {}
-        for batch in batches:
-            batch = batch.to(device)
-            for index, label in zip(batch.indices.tolist(), model(batch.ids, batch.mask).argmax(-1).tolist()):
-                by_index[index] = label
-        model.train(was_training)
+        by_index = {}
+        with evaluating(model) as device:
+            for batch in batches:
+                batch = batch.to(device)
+                for index, label in zip(batch.indices.tolist(), model(batch.ids, batch.mask).argmax(-1).tolist()):
+                    by_index[index] = label
         return [by_index[i] for i in sorted(by_index)]
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batches: Sequence[ClassificationBatch]) -> dict[str, float]:
         """Mean cross-entropy, accuracy and macro F1 over every example of ``batches``."""
-        was_training = model.training
-        model.eval()
-        device = model_device(model)
-        total, count, gold, predicted = 0.0, 0, [], []
-        for batch in batches:
-            batch = batch.to(device)
-            logits = model(batch.ids, batch.mask)
-            total += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
-            count += batch.labels.numel()
-            gold += batch.labels.tolist()
-            predicted += logits.argmax(-1).tolist()
-        model.train(was_training)
+        with evaluating(model) as device:
+            total, count, gold, predicted = 0.0, 0, [], []
+            for batch in batches:
+                batch = batch.to(device)
+                logits = model(batch.ids, batch.mask)
+                total += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
+                count += batch.labels.numel()
+                gold += batch.labels.tolist()
+                predicted += logits.argmax(-1).tolist()
         return {"loss": total / max(count, 1), "accuracy": accuracy(gold, predicted),
                 "macro_f1": macro_f1(gold, predicted)}

@@ -19,7 +19,7 @@ import torch
 
 from seqlab.data.series import lag_features
 from seqlab.errors import DataError
-from seqlab.tasks.batching import Batches, model_device
+from seqlab.tasks.batching import Batches, evaluating
 
 
 @dataclass
@@ -62,14 +62,11 @@ class ForecastingTask:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batches: Sequence[ForecastBatch]) -> dict[str, float]:
         """One-step-ahead mean squared error and its root."""
-        was_training = model.training
-        model.eval()
-        device = model_device(model)
-        total, count = 0.0, 0
-        for batch in batches:
-            batch = batch.to(device)
-            total += float((model(batch.inputs) - batch.targets).pow(2).sum())
-            count += batch.targets.numel()
-        model.train(was_training)
+        with evaluating(model) as device:
+            total, count = 0.0, 0
+            for batch in batches:
+                batch = batch.to(device)
+                total += float((model(batch.inputs) - batch.targets).pow(2).sum())
+                count += batch.targets.numel()
         mse = total / max(count, 1)
         return {"mse": mse, "rmse": mse ** 0.5}

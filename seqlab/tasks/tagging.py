@@ -18,7 +18,7 @@ import torch
 
 from seqlab.data.tagged import TaggedSentence
 from seqlab.errors import DataError
-from seqlab.tasks.batching import Batches, TokenEncoder, model_device, pad_ids
+from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
 from seqlab.tasks.scores import accuracy, chunk_f1
 
 
@@ -73,17 +73,14 @@ class TaggingTask:
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batches: Sequence[TaggingBatch]) -> dict[str, float]:
         """Per-token loss, token accuracy and conlleval chunk F1 (a fraction, not a percentage)."""
-        was_training = model.training
-        model.eval()
-        device = model_device(model)
-        total, count, gold, predicted = 0.0, 0, [], []
-        for batch in batches:
-            batch = batch.to(device)
-            total += float(model.loss_sum(batch.ids, batch.mask, batch.tags))
-            count += batch.num_tokens
-            predicted += model.decode(batch.ids, batch.mask)
-            gold += [row[:length] for row, length in zip(batch.tags.tolist(), batch.mask.sum(1).tolist())]
-        model.train(was_training)
+        with evaluating(model) as device:
+            total, count, gold, predicted = 0.0, 0, [], []
+            for batch in batches:
+                batch = batch.to(device)
+                total += float(model.loss_sum(batch.ids, batch.mask, batch.tags))
+                count += batch.num_tokens
+                predicted += model.decode(batch.ids, batch.mask)
+                gold += [row[:length] for row, length in zip(batch.tags.tolist(), batch.mask.sum(1).tolist())]
         flat_gold = [tag for sentence in gold for tag in sentence]
         flat_predicted = [tag for sentence in predicted for tag in sentence]
         return {"loss": total / max(count, 1), "accuracy": accuracy(flat_gold, flat_predicted),
