@@ -3,7 +3,8 @@
     python benchmarks/run_lm.py --config configs/ptb_lstm_small.yaml --name ptb_lstm_small [--set k=v ...]
 
 Writes benchmarks/results/<name>.json: the command, git commit, machine, wall time, training tokens/s (median of
-the logged windows), valid and test perplexity over every token of the split (token-weighted), and two samples.
+the logged windows), train, valid and test perplexity over every token of the split (token-weighted), and
+samples (from nothing and from a prompt: "time traveller" on The Time Machine).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,6 +29,10 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
+    parser.add_argument("--prompt", action="append", default=None,
+                        help="prompt of a sample (repeatable; default: '' and a prompt suited to the data set)")
+    parser.add_argument("--sample-tokens", type=int, default=None,
+                        help="tokens per sample (default: 20 words, or 100 characters at char level)")
     args = parser.parse_args()
 
     import math
@@ -42,17 +49,25 @@ def main() -> None:
     loaded = load_model_dir(config.model_dir)  # best.pt: the lowest validation perplexity
     _, streams = prepare_lm(loaded.config.data)
     figures = {}
-    for split in ("valid", "test"):
+    for split in ("train", "valid", "test"):
         nll, count = stream_nll(loaded.model, streams[split], loaded.config.data.bptt)
-        figures[split] = {"perplexity": round(math.exp(nll / count), 2), "tokens": count}
-    samples = [generate(loaded.model, loaded.preprocessing, prompt, 20, loaded.config.decode)
-               for prompt in ("", "the company said")]
+        key = "train_split" if split == "train" else split  # "train" holds the training summary
+        figures[key] = {"perplexity": round(math.exp(nll / count), 2), "tokens": count}
+    char_level = loaded.config.data.level == "char"
+    prompts = args.prompt or ["", "time traveller" if loaded.config.data.dataset == "timemachine" else "the company said"]
+    sample_tokens = args.sample_tokens or (100 if char_level else 20)
+    torch.manual_seed(0)
+    samples = {prompt: generate(loaded.model, loaded.preprocessing, prompt, sample_tokens, loaded.config.decode)
+               for prompt in prompts}
     record = {
         "name": args.name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
         "machine": machine(),
         "train": {**summary, "wall_seconds": round(train_seconds, 1),
                   "median_tokens_per_second": round(training_throughput(Path(config.model_dir)), 1)},
-        **figures, "samples": samples,
+        "perplexity_note": "exact, every token of the split predicted once with the state carried (batch 1); "
+                           "the best checkpoint (lowest validation perplexity), dropout off",
+        **figures, "decode": {"strategy": loaded.config.decode.strategy,
+                              "temperature": loaded.config.decode.temperature}, "samples": samples,
     }
     out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
