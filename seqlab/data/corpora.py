@@ -32,7 +32,8 @@ def read_bytes(path: str | Path) -> bytes:
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """All lines of a text file, without their line ends (``\\n`` or ``\\r\\n``); nothing else is stripped.
 
-    Decoding is strict.  Lines are split on ``\\n`` only, never with ``str.splitlines``, which would also break
+    Decoding is strict; a UTF-8 byte-order mark (files saved by Windows editors) is dropped, so it never glues
+    itself to the first token.  Lines are split on ``\\n`` only, never with ``str.splitlines``, which would also break
     on U+0085, U+2028 and friends (the cp1252 rt-polarity file read as latin-1 grows 30 extra lines that way).
     """
     data = read_bytes(path)
@@ -42,6 +43,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
         raise DataError(_decode_error_message(path, data, error, encoding)) from None
+    text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines[-1] == "":  # the final newline ends the last line, it does not open a new one
         lines.pop()

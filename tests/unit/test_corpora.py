@@ -29,6 +29,12 @@ def test_lines_without_line_ends_and_nothing_else_stripped(tmp_path):
     assert read_lines(write(tmp_path / "b.txt", b"one\ntwo\n")) == ["one", "two"]
 
 
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffein Haus\nzwei\n".encode("utf-8"))
+    assert read_lines(path) == ["ein Haus", "zwei"]
+
+
 def test_unicode_line_separators_do_not_split_lines(tmp_path):
     text = "a\u2028b\x85c\u2029d\x0ce\nsecond\n"
     assert read_lines(write(tmp_path / "a.txt", text.encode("utf-8"))) == ["a\u2028b\x85c\u2029d\x0ce", "second"]
