@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.run_seq2seq import git_commit  # noqa: E402
 
 from seqlab.commands.forecast import (ForecastConfig, forecast_table, load_forecaster, plot_table,  # noqa: E402
                                       train_forecaster)
@@ -91,13 +92,6 @@ def draw(work: Path) -> None:
     plot_table(ROOT / "docs" / "forecast_sunspots.png", forecast_table(loaded, sunspots(), 4),
                "yearly sunspots 1700-2008, tau=8 MLP trained on the first 80 %: 1-step and 4-step predictions")
 
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def report(sine: dict, sun: dict) -> None:

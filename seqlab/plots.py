@@ -29,11 +29,19 @@ def plot_attention(weights: torch.Tensor, src_tokens: list[str], out_tokens: lis
     if title:
         axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.04)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Write a matplotlib figure as PNG atomically (temp file + rename: a reader never sees half a PNG) and close
+    it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     figure.savefig(tmp, dpi=110)
     plt.close(figure)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    tmp.replace(path)
     return path

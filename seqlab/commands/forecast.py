@@ -204,13 +204,9 @@ def plot_table(path: str | Path, table: dict[str, list[Any]], title: str = "") -
     axes.legend(fontsize=8)
     if title:
         axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=110)
-    plt.close(figure)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    from seqlab.plots import save_figure
+
+    save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------------------ the CLI
