@@ -61,6 +61,25 @@ def timed_block(side, batches: list) -> float:
     return time.perf_counter() - start
 
 
+def interleaved_seconds(reference: torch.nn.Module, batches: list, train_config, steps: int) -> dict[str, list[float]]:
+    """Seconds per block of BLOCK updates for each side, the sides taking turns on copies of ``reference``."""
+    from seqlab.lm.neural import LMTask
+    from seqlab.train.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as model_dir:
+        plain = PlainLoop(copy.deepcopy(reference), train_config.lr, train_config.clip_norm)
+        toolkit = Trainer(copy.deepcopy(reference), LMTask(), train_config, model_dir, {}, lambda m: {}, "cpu")
+        timed_block(plain, batches[:WARMUP])
+        timed_block(toolkit, batches[:WARMUP])
+        seconds = {"plain": [], "seqlab": []}
+        for index, first in enumerate(range(WARMUP, WARMUP + steps, BLOCK)):
+            block = batches[first:first + BLOCK]
+            order = [("plain", plain), ("seqlab", toolkit)]
+            for name, side in order if index % 2 == 0 else order[::-1]:  # alternate who goes first
+                seconds[name].append(timed_block(side, block))
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/ptb_lstm_small.yaml")
@@ -70,6 +89,7 @@ def main() -> None:
 
     from seqlab.config import load_config
     from seqlab.lm.neural import BPTTBatches, prepare_lm
+    from seqlab.utils import atomic_write
     from seqlab.models.build import build_lm
 
     torch.set_num_threads(args.threads)
@@ -81,20 +101,7 @@ def main() -> None:
         raise SystemExit(f"--steps: at most {len(batches) - WARMUP} chunks in one epoch")
     reference = build_lm(config.model.architecture, config.model.options, len(preprocessing.vocab))
 
-    from seqlab.lm.neural import LMTask
-    from seqlab.train.trainer import Trainer
-
-    with tempfile.TemporaryDirectory() as model_dir:
-        plain = PlainLoop(copy.deepcopy(reference), config.train.lr, config.train.clip_norm)
-        toolkit = Trainer(copy.deepcopy(reference), LMTask(), config.train, model_dir, {}, lambda m: {}, "cpu")
-        timed_block(plain, batches[:WARMUP])
-        timed_block(toolkit, batches[:WARMUP])
-        seconds = {"plain": [], "seqlab": []}
-        for index, first in enumerate(range(WARMUP, WARMUP + args.steps, BLOCK)):
-            block = batches[first:first + BLOCK]
-            order = [("plain", plain), ("seqlab", toolkit)]
-            for name, side in order if index % 2 == 0 else order[::-1]:  # alternate who goes first
-                seconds[name].append(timed_block(side, block))
+    seconds = interleaved_seconds(reference, batches, config.train, args.steps)
     tokens = sum(batch.targets.numel() for batch in batches[WARMUP:WARMUP + args.steps])
     rates = {name: tokens / sum(values) for name, values in seconds.items()}
     block_ratios = [p / s for p, s in zip(seconds["plain"], seconds["seqlab"])]  # time ratio = speed ratio
@@ -116,7 +123,8 @@ def main() -> None:
         "goal": ">= 1.0",
     }
     out = ROOT / "benchmarks" / "results" / "lm_overhead.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_write(out) as handle:
+        handle.write(json.dumps(result, indent=2) + "\n")
     print(f"plain PyTorch {rates['plain']:.0f} tok/s, seqlab {rates['seqlab']:.0f} tok/s, ratio "
           f"{result['ratio_seqlab_over_plain']:.3f} (median block ratio {result['median_block_ratio']:.3f}; "
           f"goal >= 1.0) -> {out.relative_to(ROOT)}")
