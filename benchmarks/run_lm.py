@@ -54,7 +54,8 @@ def main() -> None:
         key = "train_split" if split == "train" else split  # "train" holds the training summary
         figures[key] = {"perplexity": round(math.exp(nll / count), 2), "tokens": count}
     char_level = loaded.config.data.level == "char"
-    prompts = args.prompt or ["", "time traveller" if loaded.config.data.dataset == "timemachine" else "the company said"]
+    default_prompt = "time traveller" if loaded.config.data.dataset == "timemachine" else "the company said"
+    prompts = args.prompt or ["", default_prompt]
     sample_tokens = args.sample_tokens or (100 if char_level else 20)
     torch.manual_seed(0)
     samples = {prompt: generate(loaded.model, loaded.preprocessing, prompt, sample_tokens, loaded.config.decode)
