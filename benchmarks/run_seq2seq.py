@@ -1,6 +1,7 @@
 """Train a seq2seq recipe, evaluate it on the test split (greedy and beam), and record the figures as JSON.
 
     python benchmarks/run_seq2seq.py --config configs/multi30k_gru.yaml --name multi30k_gru [--set k=v ...]
+        [--average N]   # also evaluate the average of the last N validation snapshots (needs train.keep_last >= N)
 
 Writes benchmarks/results/<name>.json: the command, git commit, machine, wall time, training tokens/s,
 test sacreBLEU (with signature) for greedy and beam search, test perplexity, decoding sentences/s.
@@ -57,12 +58,27 @@ def decode_and_score(loaded, pairs, strategy: str, beam_size: int) -> dict:
             "seconds_incl_ppl": round(seconds, 1), "sentences_per_second": round(len(pairs) / seconds, 1)}
 
 
+def average_snapshots(model_dir: Path, count: int) -> Path:
+    """``seqlab average`` over the newest ``count`` snapshots, into ``<model_dir>-avg<count>``."""
+    from seqlab.commands.average import average_files
+    from seqlab.train.trainer import snapshot_paths
+
+    paths = snapshot_paths(model_dir)[-count:]
+    if len(paths) < count:
+        raise SystemExit(f"{model_dir}: {len(paths)} snapshots, --average {count} needs train.keep_last >= {count}")
+    output = model_dir.with_name(f"{model_dir.name}-avg{count}")
+    average_files(paths, output)
+    return output
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
+    parser.add_argument("--average", type=int, default=0,
+                        help="also evaluate the average of the last N snapshots (train.keep_last >= N)")
     args = parser.parse_args()
 
     from seqlab.commands.train import train_seq2seq
@@ -78,6 +94,11 @@ def main() -> None:
     pairs = load_split(loaded.config.data, "test")
     results = {"greedy": decode_and_score(loaded, pairs, "greedy", 1),
                "beam5": decode_and_score(loaded, pairs, "beam", 5)}
+    if args.average:
+        averaged_dir = average_snapshots(Path(config.model_dir), args.average)
+        averaged = load_model_dir(averaged_dir)
+        results["averaged"] = {"model_dir": str(averaged_dir), "greedy": decode_and_score(averaged, pairs, "greedy", 1),
+                               "beam5": decode_and_score(averaged, pairs, "beam", 5)}
     record = {
         "name": args.name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
         "machine": machine(),

@@ -23,17 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.train.checkpoint import average_state_dicts, find_checkpoint, load_checkpoint, save_checkpoint
+    from seqlab.train.checkpoint import find_checkpoint
 
     paths = [Path(p) if Path(p).is_file() else find_checkpoint(p, args.checkpoint) for p in args.inputs]
+    average_files(paths, Path(args.output))
+    return 0
+
+
+def average_files(paths: list[Path], output: Path) -> None:
+    """Average the checkpoints at ``paths`` into ``output/best.pt``."""
+    from seqlab.train.checkpoint import average_state_dicts, load_checkpoint, save_checkpoint
+
     payloads = [load_checkpoint(path) for path in paths]
     configs = [p.get("extra", {}).get("config", {}).get("model") for p in payloads]
     if any(c != configs[0] for c in configs[1:]):
         raise CheckpointError(f"{paths[configs.index(next(c for c in configs if c != configs[0]))]}: "
                               f"model config differs from {paths[0]}'s; only one architecture can be averaged")
     averaged = average_state_dicts([p["model"] for p in payloads])
-    output = Path(args.output)
     save_checkpoint(output / "best.pt", {"model": averaged, "extra": payloads[0].get("extra", {}),
                                          "trainer": {"averaged_from": [str(p) for p in paths]}})
     print(f"averaged {len(paths)} checkpoints into {output / 'best.pt'}")
-    return 0

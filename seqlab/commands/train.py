@@ -59,6 +59,8 @@ def check_model_dir(config: Config, resume: bool, overwrite: bool) -> None:
     elif overwrite:
         for name in ("last.pt", "best.pt", "train_log.jsonl"):
             (model_dir / name).unlink(missing_ok=True)
+        for snapshot in model_dir.glob("snapshot-*.pt"):
+            snapshot.unlink()
 
 
 def seed_everything(seed: int, num_threads: int) -> None:

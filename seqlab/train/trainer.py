@@ -61,6 +61,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # wall-clock budget; 0 = no limit
     validate_every: int = 0  # updates between validations; 0 = at the end of every epoch
     checkpoint_every: int = 0  # updates between crash-safety checkpoints; 0 = at every validation
+    keep_last: int = 0  # weights at each of the last N validations (snapshot-STEP.pt), for checkpoint averaging
     log_every: int = 50
     valid_bleu_sentences: int = 0  # seq2seq: greedy BLEU on the first N validation pairs (0 = all)
     early_stopping_metric: str = "loss"
@@ -78,7 +79,7 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
         for name in ("max_steps", "warmup_steps", "validate_every", "checkpoint_every", "patience", "num_threads",
-                     "clip_norm", "clip_value", "weight_decay", "max_minutes"):
+                     "clip_norm", "clip_value", "weight_decay", "max_minutes", "keep_last"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -106,6 +107,11 @@ class Task(Protocol):
 
 class BatchSource(Protocol):
     def epoch_batches(self, epoch: int) -> Sequence[Any]: ...
+
+
+def snapshot_paths(model_dir: str | Path) -> list[Path]:
+    """The weight snapshots ``keep_last`` left in ``model_dir``, oldest first."""
+    return sorted(Path(model_dir).glob("snapshot-*.pt"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -253,6 +259,8 @@ class Trainer:
         if improved:
             self._save("best.pt")
         self._save("last.pt")
+        if self.config.keep_last:
+            self._save_snapshot()
 
     def _is_better(self, value: float) -> bool:
         best = self.progress.best_metric
@@ -291,6 +299,13 @@ class Trainer:
             "rng": rng_state(),
             "extra": self.extra,
         })
+
+    def _save_snapshot(self) -> None:
+        """Weights only (no optimiser state), then drop all but the newest ``keep_last`` snapshots."""
+        save_checkpoint(self.model_dir / f"snapshot-{self.progress.step:08d}.pt", {
+            "model": self.model.state_dict(), "trainer": vars(self.progress).copy(), "extra": self.extra})
+        for old in snapshot_paths(self.model_dir)[:-self.config.keep_last]:
+            old.unlink()
 
     def resume(self, path: str | Path | None = None) -> None:
         """Load ``last.pt`` (or ``path``): weights, optimiser, schedule, RNG and position in the data."""

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqlab.commands.average import average_files
 from seqlab.errors import CheckpointError
 from seqlab.train.checkpoint import average_state_dicts, load_checkpoint, save_checkpoint
 from seqlab.train.optim import lr_multiplier
-from seqlab.train.trainer import TrainConfig, Trainer
+from seqlab.train.trainer import TrainConfig, Trainer, snapshot_paths
 
 TOY = textwrap.dedent('''
     import time
@@ -105,7 +106,7 @@ def test_resume_after_sigkill_mid_epoch_gives_identical_weights(tmp_path):
     straight = make_trainer(tmp_path / "straight")
     straight.fit(ToySource())
     script = TOY + textwrap.dedent(f'''
-        from seqlab.train.trainer import TrainConfig, Trainer
+        from seqlab.train.trainer import TrainConfig, Trainer, snapshot_paths
         config = TrainConfig(lr=0.01, max_epochs=3, progress=False, log_every=5, checkpoint_every=1)
         trainer = Trainer(toy_model(), ToyTask(delay=0.05), config, {str(tmp_path / "killed")!r},
                           device=torch.device("cpu"))
@@ -177,3 +178,19 @@ def test_average_of_identical_checkpoints_is_the_checkpoint():
         assert torch.allclose(averaged[key], state[key])
     with pytest.raises(CheckpointError):
         average_state_dicts([state, {"other": torch.zeros(1)}])
+
+
+def test_keep_last_leaves_the_newest_snapshots_and_they_average(tmp_path):
+    trainer = make_trainer(tmp_path, max_epochs=5, keep_last=2, early_stopping_metric="loss")
+    trainer.validate_fn = lambda model: {"loss": 1.0}
+    trainer.fit(ToySource())  # 12 updates per epoch, one validation after each
+    snapshots = snapshot_paths(tmp_path)
+    assert [p.name for p in snapshots] == ["snapshot-00000048.pt", "snapshot-00000060.pt"]
+    last = load_checkpoint(snapshots[-1])
+    assert "optimizer" not in last and last["extra"] == {"note": "toy"}
+    assert_same_weights(last["model"], trainer.model.state_dict())
+    average_files(snapshots, tmp_path / "avg")
+    averaged = load_checkpoint(tmp_path / "avg" / "best.pt")["model"]
+    earlier = load_checkpoint(snapshots[0])["model"]
+    for key, value in averaged.items():
+        assert torch.allclose(value, (earlier[key] + last["model"][key]) / 2)
