@@ -87,6 +87,7 @@ def main() -> None:
     from seqlab.inference import load_model_dir
 
     config = load_config(args.config, args.overrides)
+    commit = git_commit()  # the code that trains, even if the checkout moves on during a long run
     wall = time.perf_counter()
     summary = {} if args.skip_train else train_seq2seq(config, overwrite=True)
     train_seconds = time.perf_counter() - wall
@@ -100,7 +101,7 @@ def main() -> None:
         results["averaged"] = {"model_dir": str(averaged_dir), "greedy": decode_and_score(averaged, pairs, "greedy", 1),
                                "beam5": decode_and_score(averaged, pairs, "beam", 5)}
     record = {
-        "name": args.name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
+        "name": args.name, "command": " ".join([sys.executable, *sys.argv]), "commit": commit,
         "machine": machine(),
         "train": {**summary, "wall_seconds": round(train_seconds, 1),
                   "median_tokens_per_second": round(training_throughput(Path(config.model_dir)), 1)},
