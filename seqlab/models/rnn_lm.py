@@ -87,16 +87,23 @@ class RNNLM(nn.Module):
 
     def forward(self, ids: torch.Tensor, state: RNNLMState | None = None) -> tuple[torch.Tensor, RNNLMState]:
         """ids (B, T) -> logits (B, T, V), and the state after the last position."""
+        hidden, state = self.hidden_states(ids, state)
+        return self.output(hidden), state
+
+    def hidden_states(self, ids: torch.Tensor, state: RNNLMState | None = None) -> tuple[torch.Tensor, RNNLMState]:
+        """ids (B, T) -> the vectors the output layer reads (B, T, D), and the state after the last position.
+
+        D is hidden_size, or embedding_size when tied embeddings add a projection; ``self.output(hidden)`` are
+        the logits of ``forward``.  The continuous cache (seqlab.lm.cache) keys its memory on these vectors.
+        """
         state = state or self.init_state(ids.size(0), ids.device)
         embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         rnn_state = (state.hidden, state.cell) if self.config.cell == "lstm" else state.hidden
         outputs, new_state = self.rnn(embedded, rnn_state)  # (B, T, H)
         outputs = self.output_dropout(outputs)
         if self.projection is not None:
-            outputs = self.projection(outputs)
-        if self.config.cell == "lstm":
-            return self.output(outputs), RNNLMState(*new_state)
-        return self.output(outputs), RNNLMState(new_state)
+            outputs = self.projection(outputs)  # (B, T, E)
+        return outputs, RNNLMState(*new_state) if self.config.cell == "lstm" else RNNLMState(new_state)
 
     def step(self, tokens: torch.Tensor, state: RNNLMState) -> tuple[torch.Tensor, RNNLMState]:
         """tokens (B,) -> log_probs (B, V): one position of ``forward``."""
