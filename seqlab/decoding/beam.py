@@ -22,6 +22,7 @@ import torch
 
 from seqlab.decoding.config import DecodeConfig, row_budgets
 from seqlab.decoding.greedy import model_device, prefix_table
+from seqlab.models.base import expand_rows
 from seqlab.decoding.penalties import (NEG_INF, block_repeated_ngrams, forbid_eos, force_tokens, length_normaliser,
                                        normalised_score, penalise_repetitions)
 
@@ -39,9 +40,14 @@ def beam_step(log_probs: torch.Tensor, beam_scores: torch.Tensor) -> tuple[torch
     the best min(2K, K*V) extensions of every sentence, best first: (scores, beam indices, token ids), each (B, 2K).
     """
     batch_size, beam_size, vocab_size = log_probs.shape
-    totals = (beam_scores[:, :, None] + log_probs).reshape(batch_size, beam_size * vocab_size)  # (B, K*V)
-    scores, flat = totals.topk(min(2 * beam_size, beam_size * vocab_size), dim=-1)  # flat = beam * V + token
-    return scores, flat // vocab_size, flat % vocab_size
+    wanted = min(2 * beam_size, beam_size * vocab_size)
+    # Each of the 2K best extensions is among its own beam's 2K best tokens, so rank those K*2K instead of all
+    # K*V: the beam scores are added to (B, K, 2K) values, not to a (B, K, V) copy (7 % of a beam step).
+    per_beam = min(wanted, vocab_size)
+    beam_best, beam_tokens = log_probs.topk(per_beam, dim=-1)  # (B, K, 2K)
+    totals = (beam_scores[:, :, None] + beam_best).reshape(batch_size, beam_size * per_beam)  # (B, K*2K)
+    scores, flat = totals.topk(wanted, dim=-1)  # flat = beam * 2K + rank within the beam
+    return scores, flat // per_beam, beam_tokens.reshape(batch_size, -1).gather(1, flat)
 
 
 @torch.no_grad()
@@ -51,8 +57,8 @@ def beam_search(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: in
     """Per sentence, the ``config.nbest`` best hypotheses, best first.  ``state`` has B rows; max_len: int or (B,)."""
     device = model_device(model)
     beam_size = config.beam_size
-    # (B rows) -> (B*K rows): every sentence's state copied to its K beams.
-    state = state.reorder(torch.arange(batch_size, device=device).repeat_interleave(beam_size))
+    # (B rows) -> (B*K rows): every sentence's state copied (or shared, where the state can) to its K beams.
+    state = expand_rows(state, torch.arange(batch_size, device=device).repeat_interleave(beam_size), beam_size)
     beams = _Beams(batch_size, eos_id, config, row_budgets(max_len, batch_size, device),
                    prefix_table(prefix, batch_size, device))
     tokens = torch.full((batch_size * beam_size,), bos_id, dtype=torch.long, device=device)

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqlab.models.base import expand_rows
+
 
 @dataclass
 class EnsembleMemory:
@@ -31,6 +33,9 @@ class EnsembleState:
 
     def reorder(self, index: torch.Tensor) -> "EnsembleState":
         return EnsembleState(tuple(state.reorder(index) for state in self.states))
+
+    def expand_rows(self, index: torch.Tensor, k: int) -> "EnsembleState":
+        return EnsembleState(tuple(expand_rows(state, index, k) for state in self.states))
 
     @property
     def attention(self) -> torch.Tensor | None:

@@ -71,16 +71,26 @@ class TensorState:
     batch_dims: dict[str, int] = {}
 
     def reorder(self, index: torch.Tensor):
-        changes = {f.name: _reorder_value(getattr(self, f.name), index, self.batch_dims.get(f.name, 0))
+        changes = {f.name: reorder_value(getattr(self, f.name), index, self.batch_dims.get(f.name, 0))
                    for f in fields(self)}  # type: ignore[arg-type]
         return type(self)(**changes)
 
 
-def _reorder_value(value: Any, index: torch.Tensor, dim: int) -> Any:
+def expand_rows(state: Any, index: torch.Tensor, k: int) -> Any:
+    """Beam expansion: row b of ``state`` becomes rows b*K .. b*K+K-1; index = arange(B).repeat_interleave(K).
+
+    The same as ``state.reorder(index)``; a state that can share per-sentence data among the K rows (the
+    Transformer's memory keys/values) implements ``expand_rows(index, k)`` to avoid the copies.
+    """
+    expand = getattr(state, "expand_rows", None)
+    return expand(index, k) if callable(expand) else state.reorder(index)
+
+
+def reorder_value(value: Any, index: torch.Tensor, dim: int) -> Any:
     if isinstance(value, torch.Tensor):
         return value.index_select(dim, index)
     if isinstance(value, (tuple, list)):
-        return type(value)(_reorder_value(v, index, dim) for v in value)
+        return type(value)(reorder_value(v, index, dim) for v in value)
     if hasattr(value, "reorder"):
         return value.reorder(index)
     return value  # None, ints, flags: shared by every row

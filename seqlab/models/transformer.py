@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState
+from seqlab.models.base import PAD_ID, TensorState, reorder_value
 from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, Packing, TokenEmbedding,
                                    causal_mask, init_transformer_weights, padding_to_attention_mask)
 
@@ -72,15 +72,55 @@ class TransformerState(TensorState):
     """Decoder state between steps (every tensor has the batch on dim 0, so ``reorder`` indexes them all).
 
     self_cache: per decoder layer, (keys, values) of the positions decoded so far, each (B, H, t, Dh);
-    memory_kv: per decoder layer, cross-attention (keys, values) of the memory, each (B, H, S, Dh); None for an LM;
-    memory_mask: (B, 1, 1, S) source padding mask; None for an LM;
-    position: index of the next token (its position code), the same for every row.
+    memory_kv: per decoder layer, cross-attention (keys, values) of the memory, each (M, H, S, Dh); None for an LM;
+    memory_mask: (M, 1, 1, S) source padding mask; None for an LM;
+    position: index of the next token (its position code), the same for every row;
+    rows_per_memory: G, the decoder rows per memory row: M = B / G and rows b*G .. b*G+G-1 read memory row b.
+
+    G is 1 until beam search calls ``expand_rows``: then the K beams of a sentence share its memory (G = K), and
+    ``reorder`` copies memory rows only when a sentence leaves the batch instead of (B*K, H, S, Dh) per layer
+    and step (11 % of beam-search time, docs/PERFORMANCE.md).
     """
 
     self_cache: tuple[KeyValue, ...]
     memory_kv: tuple[KeyValue, ...] | None
     memory_mask: torch.Tensor | None
     position: int
+    rows_per_memory: int = 1
+
+    def expand_rows(self, index: torch.Tensor, k: int) -> "TransformerState":
+        """``reorder(index)`` for index = arange(B).repeat_interleave(k), keeping one memory row per sentence."""
+        if self.rows_per_memory != 1:
+            return self.reorder(index)
+        cache = reorder_value(self.self_cache, index, 0)
+        return TransformerState(cache, self.memory_kv, self.memory_mask, self.position, k)
+
+    def reorder(self, index: torch.Tensor) -> "TransformerState":
+        """Row i of the result is row index[i].  Grouped memory stays grouped while every block of G new rows
+        reads one memory row (beam pruning: beams stay with their sentence); otherwise it is spread to one
+        memory row per decoder row (G = 1), the plain reorder."""
+        cache = reorder_value(self.self_cache, index, 0)
+        if self.memory_kv is None:
+            return TransformerState(cache, None, None, self.position)
+        memory_index, group = self._memory_index(index)
+        memory_kv, memory_mask = self.memory_kv, self.memory_mask
+        if memory_index is not None:
+            memory_kv = reorder_value(memory_kv, memory_index, 0)
+            memory_mask = memory_mask.index_select(0, memory_index)
+        return TransformerState(cache, memory_kv, memory_mask, self.position, group)
+
+    def _memory_index(self, index: torch.Tensor) -> tuple[torch.Tensor | None, int]:
+        """-> (memory rows to keep, or None to keep them all as they are; the new rows_per_memory)."""
+        group = self.rows_per_memory
+        if group == 1:
+            return index, 1
+        owners = index.view(-1, group) // group if index.numel() % group == 0 else None  # (B'/G, G)
+        if owners is not None and bool((owners == owners[:, :1]).all()):  # one host sync
+            first = owners[:, 0]
+            unchanged = first.numel() == self.memory_mask.size(0) and bool(
+                (first == torch.arange(first.numel(), device=first.device)).all())
+            return (None if unchanged else first), group
+        return index // group, 1
 
 
 def _embedding(config: TransformerConfig, vocab_size: int) -> TokenEmbedding:
@@ -116,14 +156,14 @@ class TransformerDecoder(nn.Module):
     def hidden(self, ids: torch.Tensor, offset: int = 0, self_mask: torch.Tensor | None = None,
                is_causal: bool = False, past: tuple[KeyValue, ...] | None = None,
                memory_kv: tuple[KeyValue, ...] | None = None, memory_mask: torch.Tensor | None = None,
-               packing: Packing | None = None) -> tuple[torch.Tensor, tuple[KeyValue, ...]]:
+               packing: Packing | None = None, memory_group: int = 1) -> tuple[torch.Tensor, tuple[KeyValue, ...]]:
         """ids (B, T) at positions offset.. -> final hidden states (B, T, D), or (N, D) real rows with
-        ``packing``, and the per-layer self-attention K/V."""
+        ``packing``, and the per-layer self-attention K/V.  memory_group: rows per memory row (TransformerState)."""
         x = self.embedding(ids, offset, packing)  # (B, T, D) or (N, D)
         cache = []
         for index, layer in enumerate(self.layers):
             x, kv = layer(x, self_mask, is_causal, None if past is None else past[index],
-                          None if memory_kv is None else memory_kv[index], memory_mask, packing)
+                          None if memory_kv is None else memory_kv[index], memory_mask, packing, memory_group)
             cache.append(kv)
         return self.final_norm(x), tuple(cache)
 
@@ -140,9 +180,11 @@ class TransformerDecoder(nn.Module):
         # One query over keys 0..t: every cached key is in the past, so no mask (and not is_causal, which SDPA
         # would align top-left and so hide all keys but the first).
         hidden, cache = self.hidden(tokens[:, None], state.position, past=state.self_cache,
-                                    memory_kv=state.memory_kv, memory_mask=state.memory_mask)  # (B, 1, D)
+                                    memory_kv=state.memory_kv, memory_mask=state.memory_mask,
+                                    memory_group=state.rows_per_memory)  # (B, 1, D)
         log_probs = torch.log_softmax(self.output(hidden[:, 0]).float(), dim=-1)  # (B, V)
-        return log_probs, TransformerState(cache, state.memory_kv, state.memory_mask, state.position + 1)
+        return log_probs, TransformerState(cache, state.memory_kv, state.memory_mask, state.position + 1,
+                                           state.rows_per_memory)
 
 
 def _initialise(model: nn.Module, embeddings: list[TokenEmbedding], decoder: TransformerDecoder,

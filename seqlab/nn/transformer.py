@@ -164,11 +164,16 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
     return torch.softmax(scores, dim=-1) @ v
 
 
+# Up to this many queries per row, inference takes the explicit path (a decoding step has 1, or K beams that
+# share one sentence's memory in cross-attention).
+FEW_QUERIES = 8
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
            dropout: float) -> torch.Tensor:
-    """SDPA, except for one query per row at inference (a decoding step): there the fused CPU kernel's set-up
-    costs twice the three small ops of ``attention_reference`` (docs/PERFORMANCE.md).  Shapes as SDPA's."""
-    if q.size(-2) == 1 and dropout == 0.0 and not is_causal:
+    """SDPA, except for a few queries per row at inference (a decoding step): there the fused CPU kernel's
+    set-up costs twice the three small ops of ``attention_reference`` (docs/PERFORMANCE.md).  Shapes as SDPA's."""
+    if q.size(-2) <= FEW_QUERIES and dropout == 0.0 and not is_causal and not torch.is_grad_enabled():
         return attention_reference(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
 
@@ -230,23 +235,44 @@ class CrossAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
 
     def project_memory(self, memory: torch.Tensor) -> KeyValue:
-        """memory (B, S, D) -> keys, values (B, H, S, Dh)."""
+        """memory (B, S, D) -> keys, values (B, H, S, Dh), contiguous.
+
+        Contiguous because decoding reads them at every step: as strided views of the (B, S, 2D) projection,
+        each step's ``q @ k^T`` and ``weights @ v`` first copied them whole (11 % of greedy decoding time)."""
         k, v = self.key_value(memory).chunk(2, dim=-1)
-        return split_heads(k, self.num_heads), split_heads(v, self.num_heads)
+        return split_heads(k, self.num_heads).contiguous(), split_heads(v, self.num_heads).contiguous()
 
     def forward(self, x: torch.Tensor, memory_kv: KeyValue, memory_mask: torch.Tensor | None,
-                packing: Packing | None = None) -> torch.Tensor:
+                packing: Packing | None = None, group: int = 1) -> torch.Tensor:
         """x (B, T, D) or (N, D) with ``packing``, memory_kv from ``project_memory``, memory_mask (B, 1, 1, S)
-        -> output shaped like x."""
+        -> output shaped like x.
+
+        ``group`` = G > 1: x has G rows per memory row (beam search's K beams of one sentence, rows b*G .. b*G+G-1
+        read memory row b), so memory_kv and memory_mask have B/G rows; the G rows' queries attend as one block.
+        """
         query = self.query(x)
         if packing is not None:
             query = packing.pad(query)  # (B, T, D)
-        q = split_heads(query, self.num_heads)  # (B, H, T, Dh)
-        attended = merge_heads(attend(q, *memory_kv, memory_mask, False,
-                                      self.dropout if self.training else 0.0))  # (B, T, D)
+        q = split_heads(query, self.num_heads) if group == 1 else self._group_queries(query, group)
+        attended = attend(q, *memory_kv, memory_mask, False, self.dropout if self.training else 0.0)
+        attended = merge_heads(attended) if group == 1 else self._ungroup(attended, group)  # (B, T, D)
         if packing is not None:
             attended = packing.pack(attended)  # (N, D)
         return self.out(attended)
+
+    def _group_queries(self, query: torch.Tensor, group: int) -> torch.Tensor:
+        """(B, T, D) -> (B/G, H, G*T, Dh): the G rows of one memory row become G*T queries of one attention."""
+        rows, length, dim = query.shape
+        q = query.view(rows // group, group, length, self.num_heads, dim // self.num_heads)  # (B/G, G, T, H, Dh)
+        return q.permute(0, 3, 1, 2, 4).reshape(rows // group, self.num_heads, group * length, -1)
+
+    @staticmethod
+    def _ungroup(attended: torch.Tensor, group: int) -> torch.Tensor:
+        """(B/G, H, G*T, Dh) -> (B, T, D), the inverse layout of ``_group_queries`` with heads merged."""
+        memory_rows, heads, queries, head_dim = attended.shape
+        length = queries // group
+        out = attended.view(memory_rows, heads, group, length, head_dim).permute(0, 2, 3, 1, 4)  # (B/G,G,T,H,Dh)
+        return out.reshape(memory_rows * group, length, heads * head_dim)
 
 
 # ------------------------------------------------------------------------------------------------ layers
@@ -317,10 +343,10 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor | None = None, is_causal: bool = False,
                 past: KeyValue | None = None, memory_kv: KeyValue | None = None,
-                memory_mask: torch.Tensor | None = None, packing: Packing | None = None,
+                memory_mask: torch.Tensor | None = None, packing: Packing | None = None, memory_group: int = 1,
                 ) -> tuple[torch.Tensor, KeyValue]:
         """x (B, T, D) or (N, D) with ``packing`` -> shaped like x, and this layer's self-attention (k, v)
-        including ``past``."""
+        including ``past``.  ``memory_group``: rows of x per memory row (``CrossAttention``'s ``group``)."""
         cache: list[KeyValue] = []
 
         def attend_self(h: torch.Tensor) -> torch.Tensor:
@@ -330,7 +356,8 @@ class DecoderLayer(nn.Module):
 
         x = self.self_attention_block(x, attend_self)
         if self.cross_attention is not None:
-            x = self.cross_attention_block(x, lambda h: self.cross_attention(h, memory_kv, memory_mask, packing))
+            x = self.cross_attention_block(
+                x, lambda h: self.cross_attention(h, memory_kv, memory_mask, packing, memory_group))
         return self.feed_forward_block(x, self.feed_forward), cache[0]
 
 

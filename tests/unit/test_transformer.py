@@ -290,6 +290,31 @@ def test_reorder_picks_and_expands_rows():
         torch.testing.assert_close(log_probs, reference[index], rtol=1e-5, atol=1e-6)
 
 
+def test_grouped_memory_steps_like_the_copying_reorder():
+    """Beam expansion that shares each sentence's memory among its K rows (``expand_rows``) steps exactly like
+    ``reorder``, which copies it per row: through aligned pruning, a sentence leaving the batch, and a
+    non-aligned index (which spreads the memory back to one row per decoder row)."""
+    model = tiny_model()
+    src, src_mask, tgt = padded_batch()  # B = 3
+    state = model.init_state(model.encode(src, src_mask), src_mask)
+    k = 2
+    expand = torch.arange(3).repeat_interleave(k)
+    grouped, plain = state.expand_rows(expand, k), state.reorder(expand)
+    assert grouped.rows_per_memory == k and grouped.memory_kv[0][0].size(0) == 3
+    tokens = tgt[:, 0].repeat_interleave(k)
+    steps = ((torch.tensor([1, 0, 2, 2, 5, 4]), k, 3),  # beams stay with their sentence: memory untouched
+             (torch.tensor([4, 5, 0, 1]), k, 2),  # sentence 1 leaves, the others swap: memory rows picked
+             (torch.tensor([0, 3, 1]), 1, 3))  # not in blocks of K: one memory row per decoder row
+    for index, group, memory_rows in steps:
+        grouped_log_probs, grouped = model.step(tokens, grouped)
+        plain_log_probs, plain = model.step(tokens, plain)
+        torch.testing.assert_close(grouped_log_probs, plain_log_probs, rtol=1e-5, atol=1e-6)
+        grouped, plain = grouped.reorder(index), plain.reorder(index)
+        assert grouped.rows_per_memory == group and grouped.memory_mask.size(0) == memory_rows
+        tokens = grouped_log_probs.argmax(-1)[index]
+    torch.testing.assert_close(model.step(tokens, grouped)[0], model.step(tokens, plain)[0], rtol=1e-5, atol=1e-6)
+
+
 def test_beam_search_with_cache_equals_beam_recomputing():
     beam = pytest.importorskip("seqlab.decoding.beam", reason="the beam search module is not written yet")
     if not hasattr(beam, "beam_search"):
