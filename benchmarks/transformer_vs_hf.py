@@ -88,6 +88,10 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run_seq2seq import git_commit  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "multi30k" / "tok"
 RESULT = ROOT / "benchmarks" / "results" / "transformer_vs_hf.json"
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -525,14 +529,6 @@ def print_table(results: dict[str, dict | None], peak: float) -> dict[str, dict[
               + "".join(f"{fmt(ratios[name][key]):>16}" for name in PEERS))
     print(f"MFU: useful FLOPs per CPU second / {peak:.1f} GFLOP/s (fp32 torch.mm peak of one thread)")
     return ratios
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main() -> int:

@@ -22,9 +22,9 @@ import torch
 
 from seqlab.decoding.config import DecodeConfig, row_budgets
 from seqlab.decoding.greedy import model_device, prefix_table
-from seqlab.models.base import expand_rows
 from seqlab.decoding.penalties import (NEG_INF, block_repeated_ngrams, forbid_eos, force_tokens, length_normaliser,
                                        normalised_score, penalise_repetitions)
+from seqlab.models.base import expand_rows
 
 
 @dataclass

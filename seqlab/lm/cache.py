@@ -96,6 +96,23 @@ def _target_log_probs(model: torch.nn.Module, hidden: torch.Tensor, targets: tor
     return log_probs.gather(1, targets[:, None])[:, 0]
 
 
+def model_chunks(model: torch.nn.Module, stream: np.ndarray, bptt: int, device: torch.device | str = "cpu"):
+    """Run the model over ``stream`` (batch 1, state carried, eval mode): per BPTT chunk yield its hidden states
+    (T, D), targets x_{t+1} (T,) and log p_model(x_{t+1} | h_t) (T,).  The model's mode is restored after."""
+    check_cache_model(model)
+    was_training = model.training
+    model.eval()
+    state = None
+    try:
+        for batch in BPTTBatches(stream, 1, bptt).epoch_batches(0):
+            batch = batch.to(device)
+            hidden, state = model.hidden_states(batch.inputs, state)  # (1, T, D)
+            hidden, targets = hidden[0], batch.targets[0]  # (T, D), (T,)
+            yield hidden, targets, _target_log_probs(model, hidden, targets)
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def cache_stream_nll(model: torch.nn.Module, stream: np.ndarray, bptt: int, window: int, theta: float,
                      lambda_: float, device: torch.device | str = "cpu") -> tuple[float, int]:
@@ -104,27 +121,16 @@ def cache_stream_nll(model: torch.nn.Module, stream: np.ndarray, bptt: int, wind
     Batch 1, the state carried from chunk to chunk as in ``stream_nll``; each chunk of ``bptt`` queries is scored
     against [the last ``window`` positions before it + its own earlier positions] in one masked matrix product.
     """
-    check_cache_model(model)
     check_cache_options(window, [theta], [lambda_])
-    was_training = model.training
-    model.eval()
-    memory_hidden, memory_next = None, None  # (≤ window, D), (≤ window,)
-    state, total, count = None, 0.0, 0
-    for batch in BPTTBatches(stream, 1, bptt).epoch_batches(0):
-        batch = batch.to(device)
-        hidden, state = model.hidden_states(batch.inputs, state)  # (1, T, D)
-        hidden, targets = hidden[0], batch.targets[0]  # (T, D), (T,)
-        model_log_probs = _target_log_probs(model, hidden, targets)
-        if memory_hidden is not None:
-            hidden_ = torch.cat([memory_hidden, hidden])  # (M + T, D)
-            next_ids = torch.cat([memory_next, targets])
-        else:
-            hidden_, next_ids = hidden, targets
-        cache_log_probs = block_cache_log_probs(hidden_, next_ids, len(targets), window, [theta], model_log_probs)
+    memory_hidden, memory_next = None, None  # (M <= window, D), (M,): the positions before the chunk
+    total, count = 0.0, 0
+    for hidden, targets, model_log_probs in model_chunks(model, stream, bptt, device):
+        keys, key_next = (hidden, targets) if memory_hidden is None else (
+            torch.cat([memory_hidden, hidden]), torch.cat([memory_next, targets]))  # (M + T, D), (M + T,)
+        cache_log_probs = block_cache_log_probs(keys, key_next, len(targets), window, [theta], model_log_probs)
         total -= float(mix_log_probs(model_log_probs, cache_log_probs[0], lambda_).double().sum())
         count += len(targets)
-        memory_hidden, memory_next = hidden_[-window:], next_ids[-window:]
-    model.train(was_training)
+        memory_hidden, memory_next = keys[-window:], key_next[-window:]
     return total, count
 
 
@@ -142,18 +148,8 @@ class StreamFeatures:
 def stream_features(model: torch.nn.Module, stream: np.ndarray, bptt: int,
                     device: torch.device | str = "cpu") -> StreamFeatures:
     """Run the model over the split once (batch 1, state carried): N = len(stream) - 1 positions."""
-    check_cache_model(model)
-    was_training = model.training
-    model.eval()
-    hidden_parts, target_parts, log_prob_parts, state = [], [], [], None
-    for batch in BPTTBatches(stream, 1, bptt).epoch_batches(0):
-        batch = batch.to(device)
-        hidden, state = model.hidden_states(batch.inputs, state)  # (1, T, D)
-        hidden_parts.append(hidden[0])
-        target_parts.append(batch.targets[0])
-        log_prob_parts.append(_target_log_probs(model, hidden[0], batch.targets[0]))
-    model.train(was_training)
-    return StreamFeatures(torch.cat(hidden_parts), torch.cat(target_parts), torch.cat(log_prob_parts))
+    hidden, next_ids, log_probs = zip(*model_chunks(model, stream, bptt, device))
+    return StreamFeatures(torch.cat(hidden), torch.cat(next_ids), torch.cat(log_probs))
 
 
 def cache_grid(features: StreamFeatures, windows: Sequence[int], thetas: Sequence[float],
