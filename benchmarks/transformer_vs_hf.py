@@ -242,7 +242,19 @@ def summed_cross_entropy(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: in
 
 
 def loss_seqlab(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """As ``Seq2SeqTask.loss`` calls the model today: (B, T, V) logits."""
+    """What seqlab's trainer runs, ``Seq2SeqTask.loss``: real target positions only, the output projection fused
+    with the cross-entropy (``linear_cross_entropy_sum``: no (N, V) logits kept)."""
+    from seqlab.models.base import Seq2SeqBatch
+    from seqlab.train.loss import Seq2SeqTask
+
+    tgt_mask = batch["tgt_out"] != PAD
+    seq2seq_batch = Seq2SeqBatch(batch["src_ids"], batch["src_mask"], batch["tgt_in"], batch["tgt_out"], tgt_mask,
+                                 torch.arange(batch["src_ids"].size(0)))
+    return Seq2SeqTask().loss(model, seq2seq_batch)[0]
+
+
+def loss_seqlab_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Like the peers: (B, T, V) logits, then the summed cross-entropy."""
     logits = model(batch["src_ids"], batch["src_mask"], batch["tgt_in"])
     return summed_cross_entropy(logits, batch["tgt_out"], PAD)
 
@@ -445,7 +457,10 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
               "target_padding_fraction": 1 - target_tokens / (b * t),
               "source_padding_fraction": 1 - int(batch["src_mask"].sum()) / (b * s),
               **training_figures(model, IMPLS[impl].loss, impl_batch, real_tgt, args.steps)}
+    # peak RSS of the training steps with the implementation's own loss (the variants below come after it)
+    result["peak_rss_mib_training"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if impl == "seqlab":
+        result.update(training_figures(model, loss_seqlab_logits, batch, real_tgt, args.steps, "_logits"))
         result.update(training_figures(model, loss_seqlab_packed, batch, real_tgt, args.steps, "_packed_loss"))
     for name, beam_size in (("greedy", 1), ("beam5", 5)):
         wall, cpu = time_decoding(impl, model, sentences, beam_size, args.decode_length, 50)
@@ -488,22 +503,46 @@ def importable_peers(requested: list[str]) -> list[str]:
     return found
 
 
+def median_of_rounds(workers: list[dict | None]) -> dict | None:
+    """One implementation's figures over the rounds: the median of every number, lists joined, the rest from
+    the first round; ``rounds`` counts the workers that finished."""
+    finished = [worker for worker in workers if worker]
+    if not finished:
+        return None
+    combined = {"rounds": len(finished)}
+    for key, value in finished[0].items():
+        values = [worker[key] for worker in finished if key in worker]
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and None not in values:
+            combined[key] = statistics.median(values)
+            if len(values) > 1 and isinstance(value, float):
+                combined[f"{key}_by_round"] = values
+        elif isinstance(value, list) and key.startswith("step_"):
+            combined[key] = [x for v in values for x in v]
+        else:
+            combined[key] = value
+    return combined
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a / b
 
 
-# (label, seqlab key, peer key): the packed-loss rows compare seqlab's packed path with the peers' only path.
+# (label, seqlab key, peer key): seqlab's first training rows are its trainer's loss (fused projection +
+# cross-entropy); the "(B,T,V) logits" and "packed" rows are its variants against the peers' only path.
 ROWS = [("train tok/s (wall)", "train_tokens_per_second", "train_tokens_per_second"),
         ("train tok/CPU-s", "train_tokens_per_cpu_second", "train_tokens_per_cpu_second"),
-        ("  packed loss, wall", "train_tokens_per_second_packed_loss", "train_tokens_per_second"),
-        ("  packed loss, CPU", "train_tokens_per_cpu_second_packed_loss", "train_tokens_per_cpu_second"),
+        ("  (B,T,V) logits, wall", "train_tokens_per_second_logits", "train_tokens_per_second"),
+        ("  (B,T,V) logits, CPU", "train_tokens_per_cpu_second_logits", "train_tokens_per_cpu_second"),
+        ("  packed logits, wall", "train_tokens_per_second_packed_loss", "train_tokens_per_second"),
+        ("  packed logits, CPU", "train_tokens_per_cpu_second_packed_loss", "train_tokens_per_cpu_second"),
         ("greedy sent/s", "greedy_sentences_per_second", "greedy_sentences_per_second"),
         ("greedy sent/CPU-s", "greedy_sentences_per_cpu_second", "greedy_sentences_per_cpu_second"),
         ("beam-5 sent/s", "beam5_sentences_per_second", "beam5_sentences_per_second"),
         ("beam-5 sent/CPU-s", "beam5_sentences_per_cpu_second", "beam5_sentences_per_cpu_second"),
-        ("peak RSS MiB", "peak_rss_mib", "peak_rss_mib"), ("parameters", "parameters", "parameters"),
+        ("peak RSS MiB, training", "peak_rss_mib_training", "peak_rss_mib_training"),
+        ("  whole worker", "peak_rss_mib", "peak_rss_mib"), ("parameters", "parameters", "parameters"),
         ("  trained", "trained_parameters", "trained_parameters"),
-        ("MFU", "mfu", "mfu"), ("  packed loss", "mfu_packed_loss", "mfu")]
+        ("MFU", "mfu", "mfu"), ("  (B,T,V) logits", "mfu_logits", "mfu"), ("  packed logits", "mfu_packed_loss", "mfu")]
 
 
 def fmt(x: float | None, percent: bool = False) -> str:
@@ -517,7 +556,7 @@ def print_table(results: dict[str, dict | None], peak: float) -> dict[str, dict[
     -> the ratios by peer and seqlab key."""
     seqlab = results.get("seqlab") or {}
     peers = {name: results.get(name) or {} for name in PEERS}
-    print(f"\n{'':22}" + "".join(f"{IMPLS[name].label:>12}" for name in IMPLS)
+    print(f"\n{'':24}" + "".join(f"{IMPLS[name].label:>12}" for name in IMPLS)
           + "".join(f"{'seqlab/' + IMPLS[name].label.split()[0]:>16}" for name in PEERS))
     ratios = {name: {} for name in PEERS}
     for label, key, peer_key in ROWS:
@@ -525,7 +564,7 @@ def print_table(results: dict[str, dict | None], peak: float) -> dict[str, dict[
                  for result, column_key in [(seqlab, key)] + [(peers[name], peer_key) for name in PEERS]]
         for name in PEERS:
             ratios[name][key] = ratio(seqlab.get(key), peers[name].get(peer_key))
-        print(f"{label:22}" + "".join(f"{cell:>12}" for cell in cells)
+        print(f"{label:24}" + "".join(f"{cell:>12}" for cell in cells)
               + "".join(f"{fmt(ratios[name][key]):>16}" for name in PEERS))
     print(f"MFU: useful FLOPs per CPU second / {peak:.1f} GFLOP/s (fp32 torch.mm peak of one thread)")
     return ratios
@@ -538,6 +577,8 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=100)
     parser.add_argument("--decode-length", type=int, default=25, help="every output has this many tokens")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="run every worker this many times, order alternating; figures are the medians")
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated, of {','.join(PEERS)} (default: all; those not installed are n/a)")
     parser.add_argument("--worker", choices=list(IMPLS), help=argparse.SUPPRESS)
@@ -552,12 +593,17 @@ def main() -> int:
         return 0
     start, load_before = time.time(), os.getloadavg()
     peaks = [matmul_peak_gflops()]
-    results = {impl: launch(impl, args) for impl in ["seqlab", *importable_peers(requested)]}
+    order = ["seqlab", *importable_peers(requested)]
+    rounds = []
+    for round_index in range(args.rounds):  # alternate the order, so drifting load hits every implementation
+        print(f"round {round_index + 1} of {args.rounds}", file=sys.stderr)
+        rounds.append({impl: launch(impl, args) for impl in (order if round_index % 2 == 0 else order[::-1])})
+    results = {impl: median_of_rounds([each[impl] for each in rounds]) for impl in order}
     results.update({name: None for name in PEERS if name not in results})  # not requested or not installed
     peaks.append(matmul_peak_gflops())  # before and after: the best is the least disturbed by other jobs
     peak = max(peaks)
     for result in results.values():
-        for suffix in ("", "_packed_loss"):
+        for suffix in ("", "_logits", "_packed_loss"):
             if result and f"useful_gflops_per_cpu_second{suffix}" in result:
                 result[f"mfu{suffix}"] = result[f"useful_gflops_per_cpu_second{suffix}"] / peak
     ratios = print_table(results, peak)

@@ -237,21 +237,37 @@ class TransformerSeq2Seq(nn.Module):
         loss then never touches padding (the log-softmax over V is as costly as the output projection).
         Without it, real positions are ``tgt_in_ids != PAD_ID``.
         """
-        memory = self.encode(src_ids, src_mask)
-        real = tgt_in_ids != PAD_ID if tgt_mask is None else tgt_mask
-        packing = Packing.of(real, self.config.remove_padding)
-        hidden, _ = self.decoder.hidden(tgt_in_ids, is_causal=True, memory_kv=self.decoder.project_memory(memory),
-                                        memory_mask=padding_to_attention_mask(src_mask),
-                                        packing=packing)  # (B, T, D) or (N, D)
         if tgt_mask is not None:
-            logits = self.decoder.output(hidden)  # (N, V), or (B, T, V) without packing
-            return logits if packing is not None else logits[tgt_mask]
+            hidden = self.target_hidden(src_ids, src_mask, tgt_in_ids, tgt_mask)  # (N, D)
+            return self.decoder.output(hidden)  # (N, V)
+        hidden, packing = self._decoder_hidden(src_ids, src_mask, tgt_in_ids, tgt_in_ids != PAD_ID)
         # The (B, T, V) contract: pad the (N, D) hidden states rather than the (N, V) logits.  Zero-filling and
         # scattering B*T*V floats (and gathering their gradient) costs more than projecting a few padded rows;
         # a zero hidden row gives zero logits (the projection has no bias).
         if packing is not None:
             hidden = packing.pad(hidden)  # (B, T, D)
         return self.decoder.output(hidden)  # (B, T, V)
+
+    def target_hidden(self, src_ids: torch.Tensor, src_mask: torch.Tensor, tgt_in_ids: torch.Tensor,
+                      tgt_mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's last hidden states at the real target positions, (N, D): ``forward(..., tgt_mask=)``
+        before the output projection ``self.decoder.output``, for a loss that fuses the projection
+        (``seqlab.train.loss.linear_cross_entropy_sum``)."""
+        hidden, packing = self._decoder_hidden(src_ids, src_mask, tgt_in_ids, tgt_mask)
+        return hidden if packing is not None else hidden[tgt_mask]
+
+    def _decoder_hidden(self, src_ids, src_mask, tgt_in_ids, real) -> tuple[torch.Tensor, Packing | None]:
+        """Encode, then run the decoder layers: (B, T, D), or (N, D) when ``real`` (B, T) packs the rows."""
+        memory = self.encode(src_ids, src_mask)
+        packing = Packing.of(real, self.config.remove_padding)
+        hidden, _ = self.decoder.hidden(tgt_in_ids, is_causal=True, memory_kv=self.decoder.project_memory(memory),
+                                        memory_mask=padding_to_attention_mask(src_mask), packing=packing)
+        return hidden, packing
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection (D -> V), tied to the embeddings when ``tie_output``."""
+        return self.decoder.output
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> TransformerState:
         """Project the memory into every layer's cross-attention keys/values once per sentence."""

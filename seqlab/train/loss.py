@@ -11,6 +11,71 @@ import torch.nn.functional as F
 from seqlab.models.base import PAD_ID, Seq2SeqBatch
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Summed (label-smoothed) cross-entropy of ``hidden @ weight.T + bias`` without keeping the (N, V) logits.
+
+    Rows are taken ``chunk_rows`` at a time: project, log-softmax, loss; and when a gradient is wanted, the chunk's
+    softmax (the exponentiated log-probabilities) becomes its logits' gradient in place, ``softmax - (1 - eps) onehot(y) - eps / V``, and goes straight
+    into the (N, D) hidden and (V, D) weight gradients.  Those are kept for ``backward``, which only scales them by
+    the incoming scalar.  So no (N, V) tensor ever lives — neither the logits, nor their log-softmax, nor its
+    gradient — and no matmul is recomputed (the approach of Liger-Kernel's fused linear cross-entropy).
+    The readable twin is ``token_nll_sum(F.linear(hidden, weight, bias), targets, eps)``; the tests compare both.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, label_smoothing: float, chunk_rows: int):
+        want_hidden, want_weight, want_bias = ctx.needs_input_grad[:3]
+        want_any = want_hidden or want_weight or want_bias
+        vocab_size = weight.size(0)
+        total = hidden.new_zeros((), dtype=torch.float32)
+        grad_hidden = torch.empty_like(hidden) if want_hidden else None
+        grad_weight = torch.zeros_like(weight) if want_weight else None
+        grad_bias = torch.zeros_like(bias) if want_bias else None
+        for start in range(0, hidden.size(0), chunk_rows):
+            x, y = hidden[start:start + chunk_rows], targets[start:start + chunk_rows]  # (n, D), (n,)
+            log_probs = torch.log_softmax(F.linear(x, weight, bias).float(), dim=-1)  # (n, V)
+            loss = -(1.0 - label_smoothing) * log_probs.gather(1, y[:, None]).squeeze(1)
+            if label_smoothing:
+                loss = loss - label_smoothing * log_probs.mean(dim=-1)
+            total += loss.sum()
+            if not want_any:
+                continue
+            grad = log_probs.exp_()  # softmax, in place of the log-probabilities
+            grad[torch.arange(y.numel(), device=y.device), y] -= 1.0 - label_smoothing
+            if label_smoothing:
+                grad.sub_(label_smoothing / vocab_size)
+            grad = grad.to(weight.dtype)
+            if want_hidden:
+                torch.mm(grad, weight, out=grad_hidden[start:start + chunk_rows])
+            if want_weight:
+                grad_weight.addmm_(grad.t(), x)
+            if want_bias:
+                grad_bias += grad.sum(0)
+        ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grads = tuple(None if g is None else g * grad_total.to(g.dtype) for g in ctx.saved_tensors)
+        return (*grads, None, None, None)
+
+
+def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                             targets: torch.Tensor, label_smoothing: float = 0.0,
+                             chunk_rows: int = 512) -> torch.Tensor:
+    """``token_nll_sum(F.linear(hidden, weight, bias), targets, label_smoothing)`` without the (N, V) logits.
+
+    hidden (N, D) or (B, T, D), targets (N,) or (B, T) with PAD_ID where no loss is wanted; weight (V, D).
+    Fits training (gradients are computed during the forward pass, one scalar backward scales them); under
+    ``torch.no_grad()`` only the sum is computed.
+    """
+    hidden, targets = hidden.reshape(-1, hidden.size(-1)), targets.reshape(-1)
+    real = targets != PAD_ID
+    if not bool(real.all()):
+        hidden, targets = hidden[real], targets[real]
+    return _LinearCrossEntropy.apply(hidden, weight, bias, targets, float(label_smoothing), chunk_rows)
+
+
 def token_nll_sum(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy summed over non-pad targets.  logits (B, T, V) or (N, V); targets (B, T) or (N,).
 
@@ -28,6 +93,13 @@ class Seq2SeqTask:
         self.label_smoothing = label_smoothing
 
     def loss(self, model: torch.nn.Module, batch: Seq2SeqBatch) -> tuple[torch.Tensor, int]:
+        if hasattr(model, "target_hidden"):
+            # real positions only, and the output projection fused with the loss: no (N, V) logits are kept
+            hidden = model.target_hidden(batch.src_ids, batch.src_mask, batch.tgt_in_ids, batch.tgt_mask)  # (N, D)
+            output = model.output_layer
+            loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.tgt_out_ids[batch.tgt_mask],
+                                            self.label_smoothing)
+            return loss, batch.num_tgt_tokens
         if getattr(model, "accepts_tgt_mask", False):
             # only the real positions' logits (N, V): no output projection or softmax spent on padding
             logits = model(batch.src_ids, batch.src_mask, batch.tgt_in_ids, tgt_mask=batch.tgt_mask)

@@ -419,7 +419,10 @@ def test_task_loss_on_real_positions_equals_the_padded_loss():
     tgt_mask = tgt_in != 0
     tgt_out = torch.where(tgt_mask, torch.roll(tgt_in, -1, 1).clamp(min=3), torch.zeros_like(tgt_in))
     batch = Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask, torch.arange(src.size(0)))
-    packed, count = Seq2SeqTask(0.1).loss(model, batch)
-    padded = token_nll_sum(model(src, src_mask, tgt_in), tgt_out, 0.1)
+    packed, count = Seq2SeqTask(0.1).loss(model, batch)  # real positions, projection fused with the loss
+    padded = token_nll_sum(model(src, src_mask, tgt_in), tgt_out, 0.1)  # (B, T, V) logits, the readable twin
     assert count == int(tgt_mask.sum())
     assert torch.allclose(packed, padded, atol=1e-4)
+    parameters = list(model.parameters())
+    for fused, twin in zip(torch.autograd.grad(packed, parameters), torch.autograd.grad(padded, parameters)):
+        torch.testing.assert_close(fused, twin, rtol=1e-4, atol=1e-5)
