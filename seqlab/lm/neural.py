@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from seqlab.errors import ConfigError
 from seqlab.models.base import PAD_ID
+from seqlab.train.loss import linear_cross_entropy_sum
 
 LM_DATASETS = {  # name -> (file of each split, relative to the data dir) ; timemachine has no official split
     "ptb": {"train": "ptb/ptb.train.txt.gz", "valid": "ptb/ptb.valid.txt.gz", "test": "ptb/ptb.test.txt.gz"},
@@ -146,6 +147,16 @@ class LMTask:
         self.state = None
 
     def loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+        output = getattr(model, "output_layer", None)
+        if output is not None:  # the output projection fused with the loss: no (B*T, V) logits are kept
+            if getattr(model, "stateful", False):
+                state = None if batch.first or self.state is None else self.state
+                hidden, state = model.hidden_states(batch.inputs, state)  # (B, T, D)
+                self.state = state.detach()
+            else:
+                hidden = model.hidden_states(batch.inputs, batch.inputs != PAD_ID)
+            loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.targets, ignore_index=None)
+            return loss, batch.targets.numel()
         if getattr(model, "stateful", False):
             state = None if batch.first or self.state is None else self.state
             logits, state = model(batch.inputs, state)  # (B, T, V)

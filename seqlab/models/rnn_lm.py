@@ -79,6 +79,11 @@ class RNNLM(nn.Module):
         if config.tie_embeddings:
             self.output.weight = self.embedding.weight  # one tensor, two uses
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection: ``output_layer(hidden_states(ids)[0])`` are the logits of ``forward``."""
+        return self.output
+
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> RNNLMState:
         device = device or self.embedding.weight.device
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)

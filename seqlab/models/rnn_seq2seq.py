@@ -243,21 +243,36 @@ class RNNSeq2Seq(nn.Module):
     # ---------------------------------------------------------------------------------------- decoder
     def forward(self, src_ids: torch.Tensor, src_mask: torch.Tensor, tgt_in_ids: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src_ids (B, S), src_mask (B, S), tgt_in_ids (B, T) -> logits (B, T, V)."""
+        return self.output(self._output_inputs(self._teacher_forced(src_ids, src_mask, tgt_in_ids)))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection to the target vocabulary (tied to the target embedding when asked)."""
+        return self.output
+
+    def target_hidden(self, src_ids: torch.Tensor, src_mask: torch.Tensor, tgt_in_ids: torch.Tensor,
+                      tgt_mask: torch.Tensor) -> torch.Tensor:
+        """What ``output_layer`` reads at the real target positions, (N, D): ``forward``'s logits are
+        ``output_layer`` of these (for a loss that fuses the projection, ``linear_cross_entropy_sum``)."""
+        return self._output_inputs(self._teacher_forced(src_ids, src_mask, tgt_in_ids))[tgt_mask]
+
+    def _teacher_forced(self, src_ids: torch.Tensor, src_mask: torch.Tensor, tgt_in_ids: torch.Tensor) -> torch.Tensor:
+        """The pre-output vectors (B, T, H) of every target position, fed the reference prefix."""
         state = self.init_state(self.encode(src_ids, src_mask), src_mask)
         if self.config.attention_use != "input_feeding" or self.attention is None:
             pre_output, _ = self._decode(tgt_in_ids, state)  # fast path: one fused RNN call over all T
-            return self._logits(pre_output)
+            return pre_output
         # Input feeding makes step t's input depend on step t-1's attention: the slow path, a loop over steps.
         pre_outputs = []
         for t in range(tgt_in_ids.size(1)):
             pre_output, state = self._decode(tgt_in_ids[:, t:t + 1], state)
             pre_outputs.append(pre_output)
-        return self._logits(torch.cat(pre_outputs, dim=1))
+        return torch.cat(pre_outputs, dim=1)
 
     def step(self, tokens: torch.Tensor, state: RNNDecoderState) -> tuple[torch.Tensor, RNNDecoderState]:
         """tokens (B,) -> log_probs (B, V) of the next token, and the new state: one position of ``forward``."""
         pre_output, state = self._decode(tokens[:, None], state)
-        return torch.log_softmax(self._logits(pre_output)[:, 0].float(), dim=-1), state
+        return torch.log_softmax(self.output(self._output_inputs(pre_output))[:, 0].float(), dim=-1), state
 
     def _decode(self, tgt_ids: torch.Tensor, state: RNNDecoderState) -> tuple[torch.Tensor, RNNDecoderState]:
         """tgt_ids (B, T) -> pre-output vectors (B, T, H) and the state after position T.
@@ -303,9 +318,8 @@ class RNNSeq2Seq(nn.Module):
         hidden, cell = rnn_state if isinstance(rnn_state, tuple) else (rnn_state, None)
         return replace(state, hidden=hidden, cell=cell, **changes)
 
-    def _logits(self, pre_output: torch.Tensor) -> torch.Tensor:
-        """(B, T, H) -> (B, T, V)."""
+    def _output_inputs(self, pre_output: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) -> what the output layer reads, (B, T, D): dropout, then the projection to the embedding
+        size when tied embeddings need one."""
         pre_output = self.dropout(pre_output)
-        if self.projection is not None:
-            pre_output = self.projection(pre_output)
-        return self.output(pre_output)
+        return pre_output if self.projection is None else self.projection(pre_output)

@@ -292,7 +292,16 @@ class TransformerLM(nn.Module):
         _initialise(self, [self.decoder.embedding], self.decoder, config.tie_output)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """ids (B, T), mask (B, T) bool (True = real token) or None -> logits (B, T, V).
+        """ids (B, T), mask (B, T) bool (True = real token) or None -> logits (B, T, V)."""
+        return self.decoder.output(self.hidden_states(ids, mask))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection: ``output_layer(hidden_states(ids, mask))`` are the logits of ``forward``."""
+        return self.decoder.output
+
+    def hidden_states(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (B, T), mask as in ``forward`` -> the last layer's hidden states (B, T, D), before the output.
 
         A mask with no padding, or None, takes SDPA's fused causal path.  Otherwise keys are masked too; each
         position may always see itself, so a left-padded row never has all its scores at -inf (NaN).
@@ -304,7 +313,7 @@ class TransformerLM(nn.Module):
             allowed = causal_mask(length, ids.device) & mask[:, None, None, :]  # (B, 1, T, T)
             allowed = allowed | torch.eye(length, dtype=torch.bool, device=ids.device)
             hidden, _ = self.decoder.hidden(ids, self_mask=allowed)
-        return self.decoder.output(hidden)
+        return hidden
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> TransformerState:
         """The state before the first token (``device`` is accepted for symmetry with RNNLM; the model's own

@@ -56,23 +56,27 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_total):
-        grads = tuple(None if g is None else g * grad_total.to(g.dtype) for g in ctx.saved_tensors)
-        return (*grads, None, None, None)
+        grad_hidden, grad_weight, grad_bias = ctx.saved_tensors  # grad_total: the scalar d(objective)/d(sum)
+        return (None if grad_hidden is None else grad_hidden * grad_total,
+                None if grad_weight is None else grad_weight * grad_total,
+                None if grad_bias is None else grad_bias * grad_total, None, None, None)
 
 
 def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                             targets: torch.Tensor, label_smoothing: float = 0.0,
-                             chunk_rows: int = 512) -> torch.Tensor:
+                             targets: torch.Tensor, label_smoothing: float = 0.0, chunk_rows: int = 512,
+                             ignore_index: int | None = PAD_ID) -> torch.Tensor:
     """``token_nll_sum(F.linear(hidden, weight, bias), targets, label_smoothing)`` without the (N, V) logits.
 
-    hidden (N, D) or (B, T, D), targets (N,) or (B, T) with PAD_ID where no loss is wanted; weight (V, D).
+    hidden (N, D) or (B, T, D), targets (N,) or (B, T); weight (V, D).  Targets equal to ``ignore_index``
+    carry no loss (None: every target counts, as ``F.cross_entropy`` without ``ignore_index``).
     Fits training (gradients are computed during the forward pass, one scalar backward scales them); under
     ``torch.no_grad()`` only the sum is computed.
     """
     hidden, targets = hidden.reshape(-1, hidden.size(-1)), targets.reshape(-1)
-    real = targets != PAD_ID
-    if not bool(real.all()):
-        hidden, targets = hidden[real], targets[real]
+    if ignore_index is not None:
+        real = targets != ignore_index
+        if not bool(real.all()):
+            hidden, targets = hidden[real], targets[real]
     return _LinearCrossEntropy.apply(hidden, weight, bias, targets, float(label_smoothing), chunk_rows)
 
 

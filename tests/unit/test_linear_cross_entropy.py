@@ -62,3 +62,72 @@ def test_only_the_inputs_that_want_gradients_get_them():
     t_hidden, t_bias = torch.autograd.grad(twin, [hidden, b])
     torch.testing.assert_close(g_hidden, t_hidden)
     torch.testing.assert_close(g_bias, t_bias)
+
+
+@pytest.mark.parametrize("model_name", ["lstm_tied", "gru_untied", "transformer"])
+def test_lm_task_loss_equals_the_logits_twin(model_name):
+    """``LMTask.loss`` (fused) against the cross-entropy of ``forward``'s logits: the loss, every parameter's
+    gradient, and the state carried to the next BPTT chunk."""
+    from seqlab.lm.neural import BPTTBatches, LMTask
+    from seqlab.models.rnn_lm import RNNLM, RNNLMConfig
+    from seqlab.models.transformer import TransformerConfig, TransformerLM
+
+    torch.manual_seed(0)
+    vocab = 30
+    if model_name == "transformer":
+        model = TransformerLM(TransformerConfig(d_model=8, num_heads=2, ffn_size=16, num_encoder_layers=1,
+                                                num_decoder_layers=2, dropout=0.0), vocab)
+    else:
+        cell, tied = model_name.split("_")
+        model = RNNLM(RNNLMConfig(cell=cell, embedding_size=8, hidden_size=12, num_layers=2, dropout=0.0,
+                                  tie_embeddings=tied == "tied"), vocab)
+    stream = torch.randint(4, vocab, (200,)).numpy()
+    first, second = BPTTBatches(stream, 4, 7).epoch_batches(0)[:2]
+    task = LMTask()
+    fused, count = task.loss(model, first)
+    if getattr(model, "stateful", False):
+        logits, state = model(first.inputs)
+    else:
+        logits, state = model(first.inputs, first.inputs != PAD_ID), None
+    twin = F.cross_entropy(logits.reshape(-1, vocab), first.targets.reshape(-1), reduction="sum")
+    assert count == first.targets.numel()
+    torch.testing.assert_close(fused, twin, rtol=1e-5, atol=1e-4)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for g_fused, g_twin in zip(torch.autograd.grad(fused, parameters), torch.autograd.grad(twin, parameters)):
+        torch.testing.assert_close(g_fused, g_twin, rtol=1e-4, atol=1e-5)
+    if state is not None:  # the next chunk starts from the state the fused pass carried
+        torch.testing.assert_close(task.state.hidden, state.hidden.detach())
+        task.loss(model, second)
+
+
+@pytest.mark.parametrize("options", [dict(attention="additive", tie_embeddings=True),
+                                     dict(attention="dot", attention_use="input_feeding"),
+                                     dict(attention="none", cell="lstm")])
+def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
+    """``Seq2SeqTask.loss`` on an RNN encoder-decoder (fused, real positions) against the padded logits'
+    cross-entropy: the loss and every parameter's gradient."""
+    from seqlab.models.base import Seq2SeqBatch
+    from seqlab.models.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
+    from seqlab.train.loss import Seq2SeqTask
+
+    torch.manual_seed(0)
+    config = {**dict(cell="gru", embedding_size=8, hidden_size=12, num_layers=2, dropout=0.0), **options}
+    model = RNNSeq2Seq(RNNSeq2SeqConfig(**config), 17, 19)
+    src = torch.randint(4, 17, (3, 5))
+    src_mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 4 + [0]], dtype=torch.bool)
+    src = src.masked_fill(~src_mask, PAD_ID)
+    tgt = torch.randint(4, 19, (3, 6))
+    tgt_mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 5 + [0]], dtype=torch.bool)
+    tgt_in, tgt_out = tgt.masked_fill(~tgt_mask, PAD_ID), torch.roll(tgt, -1, 1).masked_fill(~tgt_mask, PAD_ID)
+    batch = Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask, torch.arange(3))
+    fused, count = Seq2SeqTask(0.1).loss(model, batch)
+    twin = token_nll_sum(model(src, src_mask, tgt_in), tgt_out, 0.1)
+    assert count == int(tgt_mask.sum())
+    torch.testing.assert_close(fused, twin, rtol=1e-5, atol=1e-5)
+    parameters = list(model.parameters())
+    for g_fused, g_twin in zip(torch.autograd.grad(fused, parameters, allow_unused=True),
+                               torch.autograd.grad(twin, parameters, allow_unused=True)):
+        if g_twin is None:
+            assert g_fused is None
+        else:
+            torch.testing.assert_close(g_fused, g_twin, rtol=1e-4, atol=1e-6)
