@@ -24,6 +24,7 @@ from seqlab.decoding.config import DecodeConfig, row_budgets
 from seqlab.decoding.greedy import model_device, prefix_table
 from seqlab.decoding.penalties import (NEG_INF, block_repeated_ngrams, forbid_eos, force_tokens, length_normaliser,
                                        normalised_score, penalise_repetitions)
+from seqlab.decoding.select import row_topk
 from seqlab.models.base import expand_rows
 
 
@@ -44,7 +45,8 @@ def beam_step(log_probs: torch.Tensor, beam_scores: torch.Tensor) -> tuple[torch
     # Each of the 2K best extensions is among its own beam's 2K best tokens, so rank those K*2K instead of all
     # K*V: the beam scores are added to (B, K, 2K) values, not to a (B, K, V) copy (7 % of a beam step).
     per_beam = min(wanted, vocab_size)
-    beam_best, beam_tokens = log_probs.topk(per_beam, dim=-1)  # (B, K, 2K)
+    beam_best, beam_tokens = (t.view(batch_size, beam_size, per_beam)  # (B, K, 2K)
+                              for t in row_topk(log_probs.reshape(-1, vocab_size), per_beam))
     totals = (beam_scores[:, :, None] + beam_best).reshape(batch_size, beam_size * per_beam)  # (B, K*2K)
     scores, flat = totals.topk(wanted, dim=-1)  # flat = beam * 2K + rank within the beam
     return scores, flat // per_beam, beam_tokens.reshape(batch_size, -1).gather(1, flat)

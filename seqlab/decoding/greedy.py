@@ -14,6 +14,7 @@ import torch
 
 from seqlab.decoding.config import row_budgets
 from seqlab.decoding.penalties import force_tokens
+from seqlab.decoding.select import row_argmax
 
 # (B, V) log-probs -> (B,) chosen token ids: the only thing greedy search and sampling disagree on.
 TokenChooser = Callable[[torch.Tensor], torch.Tensor]
@@ -35,8 +36,7 @@ class SearchResult:
 def greedy_search(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
                   prefix: list[list[int]] | None = None, return_attention: bool = False) -> SearchResult:
     """At every step emit the most probable token (d2l seed 001, 贪心搜索).  max_len: int or (B,) step budgets."""
-    return decode_loop(model, state, batch_size, bos_id, eos_id, max_len, lambda log_probs: log_probs.argmax(-1),
-                       prefix, return_attention)
+    return decode_loop(model, state, batch_size, bos_id, eos_id, max_len, row_argmax, prefix, return_attention)
 
 
 def decode_loop(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
