@@ -19,9 +19,10 @@ identical steps still vary by up to 20 %, so CPU-time figures are reported besid
 ones to trust under load):
 * training tokens/s: forward + backward + Adam step on one length-bucketed batch of ~4000 target tokens of
   Multi30k de->en (seqlab's own BatchSampler; random ids when the data is absent), median of repeated steps; the
-  same summed cross-entropy on each implementation's (B, T, V) logits.  seqlab twice: as ``Seq2SeqTask.loss``
-  calls it today (full (B, T, V) logits) and with ``forward(..., tgt_mask=)`` (logits of real tokens only, the
-  loss never touches padding);
+  peers' summed cross-entropy on their (B, T, V) logits, seqlab's as its trainer computes it (``Seq2SeqTask.loss``:
+  real target positions only, output projection fused with the loss, no (N, V) logits).  Then, in the seqlab
+  worker, that loss again against two variants, steps alternating so the machine's load falls on all three alike
+  ("A/B" rows): the (B, T, V) logits as the peers do, and ``forward(..., tgt_mask=)`` logits of real tokens only;
 * model FLOP utilisation: useful matmul FLOPs (real tokens only, counted analytically below) per second against
   the machine's single-thread fp32 matmul peak (a large torch.mm);
 * decoding sentences/s (wall and CPU, best of three passes, or fewer once a peer's passes took 90 CPU seconds),
@@ -29,7 +30,8 @@ ones to trust under load):
   500), every output forced to the same number of decoder steps (untrained weights would otherwise stop at random
   places, and the models would do different work): <eos> is never chosen (fairseq emits a forced <eos> at its
   last step: ``length - 1`` words + <eos>, the same ``length`` steps);
-* peak RSS of the worker.
+* peak RSS after the training steps with the implementation's own loss (seqlab's variants come later), and of
+  the whole worker.
 
 ``--peers hf,joeynmt,fairseq`` picks the peers (default: all that import); a peer that is missing or fails is
 reported as n/a.  The peers need a separate venv so the main environment's torch stays put; every install is
@@ -427,10 +429,31 @@ def training_flops(src_lens: torch.Tensor, tgt_lens: torch.Tensor) -> float:
     return float(3 * 2 * (encoder + decoder + output))  # multiply-add = 2 FLOPs; fwd + bwd = 3 x fwd
 
 
+def time_training_interleaved(model, loss_functions: dict, batch: dict[str, torch.Tensor],
+                              steps: int) -> dict[str, tuple[list[float], list[float]]]:
+    """``time_training`` for several losses of one model, their steps alternating (one warm-up round), so that
+    the other jobs' load falls on all of them alike: {name: (wall seconds, CPU seconds)}."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    times = {name: ([], []) for name in loss_functions}
+    for step in range(steps + 1):
+        for name, loss_function in loss_functions.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            loss = loss_function(model, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step >= 1:
+                times[name][0].append(time.perf_counter() - wall)
+                times[name][1].append(time.process_time() - cpu)
+    return times
+
+
 def training_figures(model, loss_function, batch: dict[str, torch.Tensor], real_tgt: torch.Tensor, steps: int,
-                     suffix: str = "") -> dict:
-    """``real_tgt`` (B, T): True at real target tokens (the batch may be in another implementation's ids)."""
-    walls, cpus = time_training(model, loss_function, batch, steps)
+                     suffix: str = "", timed: tuple[list[float], list[float]] | None = None) -> dict:
+    """``real_tgt`` (B, T): True at real target tokens (the batch may be in another implementation's ids).
+    ``timed``: step times already measured (by ``time_training_interleaved``)."""
+    walls, cpus = timed or time_training(model, loss_function, batch, steps)
     target_tokens = int(real_tgt.sum())
     useful = training_flops(batch["src_mask"].sum(1), real_tgt.sum(1))
     wall, cpu = statistics.median(walls), statistics.median(cpus)
@@ -459,9 +482,11 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
               **training_figures(model, IMPLS[impl].loss, impl_batch, real_tgt, args.steps)}
     # peak RSS of the training steps with the implementation's own loss (the variants below come after it)
     result["peak_rss_mib_training"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if impl == "seqlab":
-        result.update(training_figures(model, loss_seqlab_logits, batch, real_tgt, args.steps, "_logits"))
-        result.update(training_figures(model, loss_seqlab_packed, batch, real_tgt, args.steps, "_packed_loss"))
+    if impl == "seqlab":  # its three losses against each other, steps alternating (after the RSS reading)
+        variants = {"_fused_ab": loss_seqlab, "_logits": loss_seqlab_logits, "_packed_loss": loss_seqlab_packed}
+        timed = time_training_interleaved(model, variants, batch, args.steps)
+        for suffix, loss_function in variants.items():
+            result.update(training_figures(model, loss_function, batch, real_tgt, args.steps, suffix, timed[suffix]))
     for name, beam_size in (("greedy", 1), ("beam5", 5)):
         wall, cpu = time_decoding(impl, model, sentences, beam_size, args.decode_length, 50)
         result.update({f"{name}_sentences_per_second": wall, f"{name}_sentences_per_cpu_second": cpu})
@@ -528,9 +553,12 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 # (label, seqlab key, peer key): seqlab's first training rows are its trainer's loss (fused projection +
-# cross-entropy); the "(B,T,V) logits" and "packed" rows are its variants against the peers' only path.
+# cross-entropy); the "A/B" rows time it again with its (B,T,V)-logits and packed-logits variants, their steps
+# alternating in one worker (the fair comparison between the three), against the peers' only path.
 ROWS = [("train tok/s (wall)", "train_tokens_per_second", "train_tokens_per_second"),
         ("train tok/CPU-s", "train_tokens_per_cpu_second", "train_tokens_per_cpu_second"),
+        ("  A/B: fused, wall", "train_tokens_per_second_fused_ab", "train_tokens_per_second"),
+        ("  A/B: fused, CPU", "train_tokens_per_cpu_second_fused_ab", "train_tokens_per_cpu_second"),
         ("  (B,T,V) logits, wall", "train_tokens_per_second_logits", "train_tokens_per_second"),
         ("  (B,T,V) logits, CPU", "train_tokens_per_cpu_second_logits", "train_tokens_per_cpu_second"),
         ("  packed logits, wall", "train_tokens_per_second_packed_loss", "train_tokens_per_second"),
@@ -542,7 +570,8 @@ ROWS = [("train tok/s (wall)", "train_tokens_per_second", "train_tokens_per_seco
         ("peak RSS MiB, training", "peak_rss_mib_training", "peak_rss_mib_training"),
         ("  whole worker", "peak_rss_mib", "peak_rss_mib"), ("parameters", "parameters", "parameters"),
         ("  trained", "trained_parameters", "trained_parameters"),
-        ("MFU", "mfu", "mfu"), ("  (B,T,V) logits", "mfu_logits", "mfu"), ("  packed logits", "mfu_packed_loss", "mfu")]
+        ("MFU", "mfu", "mfu"), ("  A/B: fused", "mfu_fused_ab", "mfu"), ("  (B,T,V) logits", "mfu_logits", "mfu"),
+        ("  packed logits", "mfu_packed_loss", "mfu")]
 
 
 def fmt(x: float | None, percent: bool = False) -> str:
@@ -603,7 +632,7 @@ def main() -> int:
     peaks.append(matmul_peak_gflops())  # before and after: the best is the least disturbed by other jobs
     peak = max(peaks)
     for result in results.values():
-        for suffix in ("", "_logits", "_packed_loss"):
+        for suffix in ("", "_fused_ab", "_logits", "_packed_loss"):
             if result and f"useful_gflops_per_cpu_second{suffix}" in result:
                 result[f"mfu{suffix}"] = result[f"useful_gflops_per_cpu_second{suffix}"] / peak
     ratios = print_table(results, peak)
