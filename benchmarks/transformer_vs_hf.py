@@ -62,8 +62,8 @@ reported as n/a.  The peers need a separate venv so the main environment's torch
         $SP/fairseq/dataclass/initialize.py
     /work/venv-bench/bin/python -c "import torch; print(torch.__version__)"      # still 2.13.0+cpu
 
-    cd /work/main      # the repository root; then ~15 minutes on one core:
-    PYTHONPATH=. OMP_NUM_THREADS=1 /work/venv-bench/bin/python benchmarks/transformer_vs_hf.py --sentences 500
+    cd /work/main      # the repository root; then ~50 minutes on one core (3 rounds, all peers; --peers hf: 20):
+    PYTHONPATH=. OMP_NUM_THREADS=1 /work/venv-bench/bin/python benchmarks/transformer_vs_hf.py --sentences 500 --rounds 3
 
 (OpenNMT-py 3.5 is not a peer: it requires torch < 2.3.)  Writes benchmarks/results/transformer_vs_hf.json.
 """
