@@ -352,20 +352,8 @@ PEERS = [name for name in IMPLS if name != "seqlab"]
 # ------------------------------------------------------------------------------------------------ measurements
 def time_training(model, loss_function, batch: dict[str, torch.Tensor],
                   steps: int) -> tuple[list[float], list[float]]:
-    """-> (wall seconds, process CPU seconds) of each timed step."""
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # PyTorch defaults for all
-    walls, cpus = [], []
-    for step in range(steps + 2):  # two warm-up steps (allocator, kernels)
-        wall, cpu = time.perf_counter(), time.process_time()
-        loss = loss_function(model, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step >= 2:
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
-    return walls, cpus
+    """-> (wall seconds, process CPU seconds) of each timed step, after two warm-up steps (allocator, kernels)."""
+    return time_training_interleaved(model, {"": loss_function}, batch, steps, warmup=2)[""]
 
 
 DECODE_BUDGET_CPU_SECONDS = 90  # no further pass after this: one pass of a slow peer already averages out noise
@@ -429,21 +417,22 @@ def training_flops(src_lens: torch.Tensor, tgt_lens: torch.Tensor) -> float:
     return float(3 * 2 * (encoder + decoder + output))  # multiply-add = 2 FLOPs; fwd + bwd = 3 x fwd
 
 
-def time_training_interleaved(model, loss_functions: dict, batch: dict[str, torch.Tensor],
-                              steps: int) -> dict[str, tuple[list[float], list[float]]]:
-    """``time_training`` for several losses of one model, their steps alternating (one warm-up round), so that
-    the other jobs' load falls on all of them alike: {name: (wall seconds, CPU seconds)}."""
+def time_training_interleaved(model, loss_functions: dict, batch: dict[str, torch.Tensor], steps: int,
+                              warmup: int = 1) -> dict[str, tuple[list[float], list[float]]]:
+    """Forward + backward + Adam steps for several losses of one model, their steps alternating (after
+    ``warmup`` untimed rounds), so that the other jobs' load falls on all of them alike:
+    {name: (wall seconds, CPU seconds)}."""
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # PyTorch defaults for all
     times = {name: ([], []) for name in loss_functions}
-    for step in range(steps + 1):
+    for step in range(steps + warmup):
         for name, loss_function in loss_functions.items():
             wall, cpu = time.perf_counter(), time.process_time()
             loss = loss_function(model, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if step >= 1:
+            if step >= warmup:
                 times[name][0].append(time.perf_counter() - wall)
                 times[name][1].append(time.process_time() - cpu)
     return times
