@@ -15,8 +15,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """Summed (label-smoothed) cross-entropy of ``hidden @ weight.T + bias`` without keeping the (N, V) logits.
 
     Rows are taken ``chunk_rows`` at a time: project, log-softmax, loss; and when a gradient is wanted, the chunk's
-    softmax (the exponentiated log-probabilities) becomes its logits' gradient in place, ``softmax - (1 - eps) onehot(y) - eps / V``, and goes straight
-    into the (N, D) hidden and (V, D) weight gradients.  Those are kept for ``backward``, which only scales them by
+    softmax (the exponentiated log-probabilities) becomes its logits' gradient in place,
+    ``softmax - (1 - eps) onehot(y) - eps / V``, and goes straight into the (N, D) hidden and (V, D) weight
+    gradients.  Those are kept for ``backward``, which only scales them by
     the incoming scalar.  So no (N, V) tensor ever lives — neither the logits, nor their log-softmax, nor its
     gradient — and no matmul is recomputed (the approach of Liger-Kernel's fused linear cross-entropy).
     The readable twin is ``token_nll_sum(F.linear(hidden, weight, bias), targets, eps)``; the tests compare both.
