@@ -119,7 +119,8 @@ class Captioner(nn.Module):
 
     def step(self, tokens: torch.Tensor, state: CaptionState) -> tuple[torch.Tensor, CaptionState]:
         """tokens (B,) -> log_probs (B, V), the next state."""
-        logits, state = self._advance(self.embedding(tokens).unsqueeze(1), state)  # (B, 1, V)
+        hidden, state = self._advance(self.embedding(tokens).unsqueeze(1), state)  # (B, 1, D)
+        logits = self.output(hidden)  # (B, 1, V)
         return logits.squeeze(1).log_softmax(-1), state
 
     # ---------------------------------------------------------------------------------- teacher forcing
@@ -134,6 +135,17 @@ class Captioner(nn.Module):
         Without attention the whole caption goes through the RNN in one call (cuDNN-friendly); with attention each
         step's context depends on the previous hidden state, so it runs step by step.
         """
+        return self.output(self.hidden_states(images, tgt_in_ids, image_index))
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The output projection: ``output_layer(hidden_states(...))`` are the logits of ``forward``."""
+        return self.output
+
+    def hidden_states(self, images: torch.Tensor, tgt_in_ids: torch.Tensor,
+                      image_index: torch.Tensor | None = None) -> torch.Tensor:
+        """What the output layer reads at every position, (B, T, D) (dropout applied): ``forward`` before the
+        output projection, for a loss that fuses the projection (``linear_cross_entropy_sum``)."""
         memory = self.encode(images)
         if image_index is not None:
             memory = memory.reorder(image_index)  # (I, ...) -> (B', ...): one row per caption
@@ -141,14 +153,15 @@ class Captioner(nn.Module):
         embedded = self.embedding(tgt_in_ids)  # (B, T, E)
         if not self.config.attention:
             return self._advance(embedded, state)[0]
-        logits = []
+        hidden = []
         for t in range(embedded.size(1)):
-            step_logits, state = self._advance(embedded[:, t:t + 1], state)  # (B, 1, V)
-            logits.append(step_logits)
-        return torch.cat(logits, dim=1)
+            step_hidden, state = self._advance(embedded[:, t:t + 1], state)  # (B, 1, D)
+            hidden.append(step_hidden)
+        return torch.cat(hidden, dim=1)
 
     def _advance(self, embedded: torch.Tensor, state: CaptionState) -> tuple[torch.Tensor, CaptionState]:
-        """embedded (B, T, E) (T = 1 with attention) -> logits (B, T, V) and the state after the last step."""
+        """embedded (B, T, E) (T = 1 with attention) -> the output layer's inputs (B, T, D) and the state after
+        the last step."""
         rnn_state = state.hidden if state.cell is None else (state.hidden, state.cell)
         context = None
         if state.features is not None:
@@ -159,7 +172,7 @@ class Captioner(nn.Module):
             outputs = torch.cat([outputs, context], dim=-1)  # (B, 1, H + F): "deep output" sees the context
         hidden, cell = new_rnn_state if isinstance(new_rnn_state, tuple) else (new_rnn_state, None)
         new_state = CaptionState(hidden, cell, state.features, state.keys)
-        return self.output(self.dropout(outputs)), new_state
+        return self.dropout(outputs), new_state
 
     def _attend(self, query: torch.Tensor, features: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Additive attention: e_n = v^T tanh(W_k f_n + W_q h), α = softmax(e), context = Σ_n α_n f_n.

@@ -22,7 +22,7 @@ import torch
 
 from seqlab.data.images import CaptionedImage, normalise_images
 from seqlab.tasks.batching import Batches, evaluating, pad_ids
-from seqlab.train.loss import token_nll_sum
+from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
 
 ImageLoader = Callable[[list[str]], torch.Tensor]
 
@@ -109,6 +109,12 @@ class CaptioningTask:
         self.label_smoothing = label_smoothing
 
     def loss(self, model: torch.nn.Module, batch: CaptionBatch) -> tuple[torch.Tensor, int]:
+        output = getattr(model, "output_layer", None)
+        if output is not None:  # the output projection fused with the loss: no (B, T, V) logits are kept
+            hidden = model.hidden_states(batch.images, batch.tgt_in_ids, batch.image_index)  # (B, T, D)
+            loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.tgt_out_ids,
+                                            self.label_smoothing)
+            return loss, batch.num_tgt_tokens
         logits = model(batch.images, batch.tgt_in_ids, batch.image_index)  # (B, T, V)
         return token_nll_sum(logits, batch.tgt_out_ids, self.label_smoothing), batch.num_tgt_tokens
 

@@ -131,3 +131,28 @@ def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
             assert g_fused is None
         else:
             torch.testing.assert_close(g_fused, g_twin, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_captioning_task_loss_equals_the_logits_twin(attention):
+    """``CaptioningTask.loss`` (fused) against the cross-entropy of ``forward``'s logits, with shared images."""
+    from seqlab.models.captioner import Captioner, CaptionerConfig
+    from seqlab.nn.cnn import CNNConfig
+    from seqlab.tasks.captioning import CaptionBatch, CaptioningTask
+
+    torch.manual_seed(0)
+    config = CaptionerConfig(cnn=CNNConfig(architecture="vgg", channels=(4, 8)), embedding_size=6, hidden_size=8,
+                             attention_size=4, dropout=0.0, attention=attention)
+    model = Captioner(config, 13)
+    images, image_index = torch.randn(2, 3, 16, 16), torch.tensor([0, 0, 1])
+    tgt_mask = torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] * 4 + [0]], dtype=torch.bool)
+    tgt = torch.randint(4, 13, (3, 5))
+    tgt_in, tgt_out = tgt.masked_fill(~tgt_mask, PAD_ID), torch.roll(tgt, -1, 1).masked_fill(~tgt_mask, PAD_ID)
+    batch = CaptionBatch(images, tgt_in, tgt_out, tgt_mask, torch.arange(2), image_index)
+    fused, count = CaptioningTask(0.1).loss(model, batch)
+    twin = token_nll_sum(model(images, tgt_in, image_index), tgt_out, 0.1)
+    assert count == int(tgt_mask.sum())
+    torch.testing.assert_close(fused, twin, rtol=1e-5, atol=1e-5)
+    parameters = list(model.parameters())
+    for g_fused, g_twin in zip(torch.autograd.grad(fused, parameters), torch.autograd.grad(twin, parameters)):
+        torch.testing.assert_close(g_fused, g_twin, rtol=1e-4, atol=1e-6)
