@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,14 +46,11 @@ from benchmarks.transformer_vs_hf import (EOS, PAD, build_seqlab, decode_seqlab,
                                           RESULT as PEER_RESULT)
 
 RESULT = ROOT / "benchmarks" / "results" / "decode_floor.json"
-STEP_WEIGHTS = ("self_attention.qkv", "self_attention.out", "cross_attention.query", "cross_attention.out",
-                "feed_forward.net.0", "feed_forward.net.2")  # per layer; cross K/V is once per sentence
-
-
-def step_linears(model) -> list[torch.nn.Linear]:
-    """The linear maps one decoder step applies to its rows, in order."""
-    layers = [getattr_path(layer, name) for layer in model.decoder.layers for name in STEP_WEIGHTS]
-    return layers + [model.decoder.output]
+# Linear maps per layer, by path inside the layer.  Decoder: what a step applies to its rows (the cross-attention
+# keys/values are projected once per sentence, with the encoder).
+DECODER_WEIGHTS = ("self_attention.qkv", "self_attention.out", "cross_attention.query", "cross_attention.out",
+                   "feed_forward.net.0", "feed_forward.net.2")
+ENCODER_WEIGHTS = ("attention.qkv", "attention.out", "feed_forward.net.0", "feed_forward.net.2")
 
 
 def getattr_path(module, dotted: str):
@@ -63,64 +59,48 @@ def getattr_path(module, dotted: str):
     return module
 
 
-@torch.no_grad()
-def gemm_seconds(linears: list[torch.nn.Linear], rows: int, repeats: int) -> float:
-    """CPU seconds of one step's products, median of ``repeats`` steps (after warm-up)."""
-    inputs = {width: torch.randn(rows, width) for width in {lin.in_features for lin in linears}}
-    times = []
-    for repeat in range(repeats + 3):
-        start = time.process_time()
-        for linear in linears:
-            F.linear(inputs[linear.in_features], linear.weight, linear.bias)
-        if repeat >= 3:
-            times.append(time.process_time() - start)
-    return sorted(times)[len(times) // 2]
-
-
-ENCODER_WEIGHTS = ("attention.qkv", "attention.out", "feed_forward.net.0", "feed_forward.net.2")
-
-
-@torch.no_grad()
-def training_gemm_seconds(model, source_tokens: int, target_tokens: int, repeats: int) -> float:
-    """CPU seconds of one training step's products (forward, input gradient, weight gradient of every linear
-    map, on the batch's real tokens), median of ``repeats``."""
-    work = [(getattr_path(layer, name).weight, source_tokens) for layer in model.encoder_layers
-            for name in ENCODER_WEIGHTS]
-    work += [(getattr_path(layer, name).weight, target_tokens) for layer in model.decoder.layers
-             for name in STEP_WEIGHTS]
-    work += [(layer.cross_attention.key_value.weight, source_tokens) for layer in model.decoder.layers]
-    work.append((model.decoder.output.weight, target_tokens))
-    tensors = [(weight, torch.randn(rows, weight.size(1)), torch.randn(rows, weight.size(0))) for weight, rows in work]
-    times = []
-    for repeat in range(repeats + 1):
-        start = time.process_time()
-        for weight, x, grad_y in tensors:
-            x @ weight.t()  # forward (N, out)
-            grad_y @ weight  # input gradient (N, in)
-            grad_y.t() @ x  # weight gradient (out, in)
-        if repeat >= 1:
-            times.append(time.process_time() - start)
-    return sorted(times)[len(times) // 2]
-
-
-@torch.no_grad()
-def encoder_gemm_seconds(model, source_tokens: int, repeats: int = 5) -> float:
-    """CPU seconds of the encoder's products (and the decoder's memory K/V) on ``source_tokens`` rows."""
+def encoder_weights(model) -> list[torch.Tensor]:
+    """Every weight applied once per source token: the encoder's and the decoder's memory K/V projections."""
     weights = [getattr_path(layer, name).weight for layer in model.encoder_layers for name in ENCODER_WEIGHTS]
-    weights += [layer.cross_attention.key_value.weight for layer in model.decoder.layers]
-    inputs = {width: torch.randn(source_tokens, width) for width in {w.size(1) for w in weights}}
+    return weights + [layer.cross_attention.key_value.weight for layer in model.decoder.layers]
+
+
+def decoder_weights(model) -> list[torch.Tensor]:
+    """Every weight applied once per target position (one decoding step's rows), the output projection last."""
+    weights = [getattr_path(layer, name).weight for layer in model.decoder.layers for name in DECODER_WEIGHTS]
+    return weights + [model.decoder.output.weight]
+
+
+def median_cpu_seconds(function, repeats: int, warmup: int) -> float:
+    """Median CPU seconds of ``function()`` over ``repeats`` calls after ``warmup`` untimed ones."""
     times = []
-    for repeat in range(repeats + 1):
+    for repeat in range(warmup + repeats):
         start = time.process_time()
-        for weight in weights:
-            inputs[weight.size(1)] @ weight.t()
-        if repeat >= 1:
+        function()
+        if repeat >= warmup:
             times.append(time.process_time() - start)
     return sorted(times)[len(times) // 2]
+
+
+@torch.no_grad()
+def forward_products(weights: list[torch.Tensor], rows: int, repeats: int, warmup: int) -> float:
+    """CPU seconds of ``rows`` random activations times every weight (transposed), in order."""
+    inputs = {width: torch.randn(rows, width) for width in {weight.size(1) for weight in weights}}
+    return median_cpu_seconds(lambda: [inputs[weight.size(1)] @ weight.t() for weight in weights], repeats, warmup)
+
+
+@torch.no_grad()
+def training_products(work: list[tuple[torch.Tensor, int]], repeats: int) -> float:
+    """CPU seconds of a training step's products: per (weight (out, in), rows N) the forward (N, out), the input
+    gradient (N, in) and the weight gradient (out, in)."""
+    tensors = [(weight, torch.randn(rows, weight.size(1)), torch.randn(rows, weight.size(0))) for weight, rows in work]
+    return median_cpu_seconds(lambda: [(x @ weight.t(), grad_y @ weight, grad_y.t() @ x)
+                                       for weight, x, grad_y in tensors], repeats, warmup=1)
 
 
 @torch.no_grad()
 def decode_seconds_per_step(model, batches, beam_size: int, length: int) -> float:
+    """seqlab's own search over ``batches``, best of three passes, per decoder step (the encoder included)."""
     decode_seqlab(model, *batches[0], length, beam_size)  # warm-up
     best = float("inf")
     for _ in range(3):
@@ -138,6 +118,54 @@ def training_batch_of(result: dict) -> tuple[int, int]:
             round(rows * tgt_width * (1 - result["target_padding_fraction"])))
 
 
+def decoding_report(model, test: list[list[int]], peers: dict, args: argparse.Namespace) -> dict:
+    """Floor and seqlab's own figure for greedy and beam 5, printed as a table; -> their entries."""
+    padded = [pad([s + [EOS] for s in test[i:i + args.batch_size]])
+              for i in range(0, args.decode_sentences, args.batch_size)]
+    batches = [(ids, ids != PAD) for ids in padded]
+    steps = -(-args.sentences // args.batch_size) * args.length  # decoder steps for --sentences
+    source_tokens = sum(len(sentence) + 1 for sentence in test[:args.sentences])  # + <eos>
+    # all --sentences at once: the best case for the encoder's products
+    encoder = forward_products(encoder_weights(model), source_tokens, repeats=5, warmup=1)
+    others = [peer for peer in peers if peer != "seqlab"]
+    print(f"{'':10}{'GEMM ms/step':>14}{'floor sent/CPU-s':>18}{'seqlab ms/step':>16}{'seqlab sent/CPU-s':>19}"
+          + "".join(f"{peer + ' sent/CPU-s':>20}" for peer in others))
+    report = {}
+    for name, beam_size in (("greedy", 1), ("beam5", 5)):
+        gemm = forward_products(decoder_weights(model), args.batch_size * beam_size, repeats=30, warmup=3)
+        step = decode_seconds_per_step(model, batches, beam_size, args.length)
+        peer_rates = {peer: result.get(f"{name}_sentences_per_cpu_second") for peer, result in peers.items()}
+        report[name] = {"rows": args.batch_size * beam_size, "gemm_seconds_per_step": gemm,
+                        "encoder_gemm_seconds": encoder, "source_tokens": source_tokens,
+                        "floor_sentences_per_cpu_second": args.sentences / (gemm * steps + encoder),
+                        "seqlab_seconds_per_step": step,
+                        "seqlab_sentences_per_cpu_second": args.sentences / (step * steps),
+                        "peers_sentences_per_cpu_second": peer_rates}
+        print(f"{name:10}{gemm * 1e3:14.2f}{report[name]['floor_sentences_per_cpu_second']:18.1f}"
+              f"{step * 1e3:16.2f}{report[name]['seqlab_sentences_per_cpu_second']:19.1f}"
+              + "".join(f"{peer_rates[peer] or float('nan'):20.1f}" for peer in others))
+    print(f"floor: the steps' products plus the encoder's ({encoder:.2f} CPU-s for {source_tokens} source tokens); "
+          "no attention, softmax or search.  seqlab ms/step includes the encoder.")
+    return report
+
+
+def training_report(model, peers: dict) -> dict | None:
+    """Floor of one training step on the benchmark's batch (read from seqlab's result), against the peers."""
+    if "seqlab" not in peers:
+        return None
+    source_tokens, target_tokens = training_batch_of(peers["seqlab"])
+    work = [(weight, source_tokens) for weight in encoder_weights(model)]
+    work += [(weight, target_tokens) for weight in decoder_weights(model)]
+    gemm = training_products(work, repeats=5)
+    step_seconds = {peer: result.get("median_step_cpu_seconds") for peer, result in peers.items()}
+    rates = {peer: target_tokens / seconds for peer, seconds in step_seconds.items() if seconds}
+    print(f"training: products alone {gemm:.2f} CPU-s per step = {target_tokens / gemm:,.0f} tokens/CPU-s; "
+          + ", ".join(f"{peer} {rate:,.0f}" for peer, rate in rates.items()))
+    return {"source_tokens": source_tokens, "target_tokens": target_tokens, "gemm_seconds_per_step": gemm,
+            "floor_tokens_per_cpu_second": target_tokens / gemm, "peers_step_cpu_seconds": step_seconds,
+            "peers_tokens_per_cpu_second": rates}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=500)
@@ -150,48 +178,14 @@ def main() -> int:
     start = time.time()
     model = build_seqlab().eval()
     _, _, test = load_corpus(8000)
-    padded = [pad([s + [EOS] for s in test[i:i + args.batch_size]])
-              for i in range(0, args.decode_sentences, args.batch_size)]
-    batches = [(ids, ids != PAD) for ids in padded]
-    steps = -(-args.sentences // args.batch_size) * args.length  # decoder steps for --sentences
-    source_tokens = sum(len(sentence) + 1 for sentence in test[:args.sentences])  # + <eos>
-    encoder = encoder_gemm_seconds(model, source_tokens)  # all --sentences at once: the best case for the GEMMs
     peers = {}
     if PEER_RESULT.exists():
-        results = json.loads(PEER_RESULT.read_text())["results"]
-        peers = {name: result for name, result in results.items() if result}
-    report = {}
-    print(f"{'':10}{'GEMM ms/step':>14}{'floor sent/CPU-s':>18}{'seqlab ms/step':>16}{'seqlab sent/CPU-s':>19}"
-          + "".join(f"{name + ' sent/CPU-s':>20}" for name in peers if name != "seqlab"))
-    for name, beam_size in (("greedy", 1), ("beam5", 5)):
-        gemm = gemm_seconds(step_linears(model), args.batch_size * beam_size, 30)
-        step = decode_seconds_per_step(model, batches, beam_size, args.length)
-        peer_rates = {peer: result.get(f"{name}_sentences_per_cpu_second") for peer, result in peers.items()}
-        report[name] = {"rows": args.batch_size * beam_size, "gemm_seconds_per_step": gemm,
-                        "encoder_gemm_seconds": encoder, "source_tokens": source_tokens,
-                        "floor_sentences_per_cpu_second": args.sentences / (gemm * steps + encoder),
-                        "seqlab_seconds_per_step": step,
-                        "seqlab_sentences_per_cpu_second": args.sentences / (step * steps),
-                        "peers_sentences_per_cpu_second": peer_rates}
-        print(f"{name:10}{gemm * 1e3:14.2f}{report[name]['floor_sentences_per_cpu_second']:18.1f}"
-              f"{step * 1e3:16.2f}{report[name]['seqlab_sentences_per_cpu_second']:19.1f}"
-              + "".join(f"{rate or float('nan'):20.1f}" for peer, rate in peer_rates.items() if peer != "seqlab"))
-    peer_training = {peer: result.get("median_step_cpu_seconds") for peer, result in peers.items()}
-    seqlab_result = peers.get("seqlab", {})
-    target_tokens = seqlab_result.get("target_tokens_per_batch")
-    if target_tokens:
-        batch = training_batch_of(seqlab_result)
-        gemm = training_gemm_seconds(model, batch[0], batch[1], 5)
-        report["training"] = {"source_tokens": batch[0], "target_tokens": batch[1], "gemm_seconds_per_step": gemm,
-                              "floor_tokens_per_cpu_second": batch[1] / gemm,
-                              "peers_step_cpu_seconds": peer_training,
-                              "peers_tokens_per_cpu_second": {peer: batch[1] / seconds for peer, seconds in
-                                                              peer_training.items() if seconds}}
-        print(f"training: products alone {gemm:.2f} CPU-s per step = {batch[1] / gemm:,.0f} tokens/CPU-s; "
-              + ", ".join(f"{peer} {batch[1] / seconds:,.0f}" for peer, seconds in peer_training.items() if seconds))
-    print(f"floor: the steps' products plus the encoder's ({encoder:.2f} CPU-s for {source_tokens} source tokens); "
-          f"no attention, softmax or search.  seqlab ms/step includes the encoder.  Peers from "
-          f"{PEER_RESULT.relative_to(ROOT)}")
+        peers = {name: result for name, result in json.loads(PEER_RESULT.read_text())["results"].items() if result}
+    print(f"peers' figures from {PEER_RESULT.relative_to(ROOT)}")
+    report = decoding_report(model, test, peers, args)
+    training = training_report(model, peers)
+    if training is not None:
+        report["training"] = training
     output = {"command": f"PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/decode_floor.py "
                          f"--sentences {args.sentences} --length {args.length}",
               "commit": git_commit(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
