@@ -438,11 +438,11 @@ def time_training_interleaved(model, loss_functions: dict, batch: dict[str, torc
     return times
 
 
-def training_figures(model, loss_function, batch: dict[str, torch.Tensor], real_tgt: torch.Tensor, steps: int,
-                     suffix: str = "", timed: tuple[list[float], list[float]] | None = None) -> dict:
-    """``real_tgt`` (B, T): True at real target tokens (the batch may be in another implementation's ids).
-    ``timed``: step times already measured (by ``time_training_interleaved``)."""
-    walls, cpus = timed or time_training(model, loss_function, batch, steps)
+def training_figures(timed: tuple[list[float], list[float]], batch: dict[str, torch.Tensor], real_tgt: torch.Tensor,
+                     suffix: str = "") -> dict:
+    """Figures of the timed steps (wall, CPU seconds) on ``batch``; ``real_tgt`` (B, T): True at real target
+    tokens (the batch may be in another implementation's ids)."""
+    walls, cpus = timed
     target_tokens = int(real_tgt.sum())
     useful = training_flops(batch["src_mask"].sum(1), real_tgt.sum(1))
     wall, cpu = statistics.median(walls), statistics.median(cpus)
@@ -468,14 +468,14 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
               "batch_shape": [[b, s], [b, t]],
               "target_padding_fraction": 1 - target_tokens / (b * t),
               "source_padding_fraction": 1 - int(batch["src_mask"].sum()) / (b * s),
-              **training_figures(model, IMPLS[impl].loss, impl_batch, real_tgt, args.steps)}
+              **training_figures(time_training(model, IMPLS[impl].loss, impl_batch, args.steps), batch, real_tgt)}
     # peak RSS of the training steps with the implementation's own loss (the variants below come after it)
     result["peak_rss_mib_training"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if impl == "seqlab":  # its three losses against each other, steps alternating (after the RSS reading)
         variants = {"_fused_ab": loss_seqlab, "_logits": loss_seqlab_logits, "_packed_loss": loss_seqlab_packed}
         timed = time_training_interleaved(model, variants, batch, args.steps)
-        for suffix, loss_function in variants.items():
-            result.update(training_figures(model, loss_function, batch, real_tgt, args.steps, suffix, timed[suffix]))
+        for suffix in variants:
+            result.update(training_figures(timed[suffix], batch, real_tgt, suffix))
     for name, beam_size in (("greedy", 1), ("beam5", 5)):
         wall, cpu = time_decoding(impl, model, sentences, beam_size, args.decode_length, 50)
         result.update({f"{name}_sentences_per_second": wall, f"{name}_sentences_per_cpu_second": cpu})

@@ -45,11 +45,10 @@ def beam_step(log_probs: torch.Tensor, beam_scores: torch.Tensor) -> tuple[torch
     # Each of the 2K best extensions is among its own beam's 2K best tokens, so rank those K*2K instead of all
     # K*V: the beam scores are added to (B, K, 2K) values, not to a (B, K, V) copy (7 % of a beam step).
     per_beam = min(wanted, vocab_size)
-    beam_best, beam_tokens = (t.view(batch_size, beam_size, per_beam)  # (B, K, 2K)
-                              for t in row_topk(log_probs.reshape(-1, vocab_size), per_beam))
-    totals = (beam_scores[:, :, None] + beam_best).reshape(batch_size, beam_size * per_beam)  # (B, K*2K)
-    scores, flat = totals.topk(wanted, dim=-1)  # flat = beam * 2K + rank within the beam
-    return scores, flat // per_beam, beam_tokens.reshape(batch_size, -1).gather(1, flat)
+    beam_best, beam_tokens = row_topk(log_probs.reshape(-1, vocab_size), per_beam)  # (B*K, 2K) each
+    totals = (beam_scores[:, :, None] + beam_best.view(batch_size, beam_size, per_beam))  # (B, K, 2K)
+    scores, flat = totals.view(batch_size, -1).topk(wanted, dim=-1)  # flat = beam * 2K + rank within the beam
+    return scores, flat // per_beam, beam_tokens.view(batch_size, -1).gather(1, flat)
 
 
 @torch.no_grad()

@@ -147,24 +147,20 @@ class LMTask:
         self.state = None
 
     def loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+        # With an ``output_layer`` the model yields the vectors it reads, (B, T, D), and the projection is fused
+        # with the loss (no (B*T, V) logits kept); otherwise its forward yields the logits (B, T, V).
         output = getattr(model, "output_layer", None)
-        if output is not None:  # the output projection fused with the loss: no (B*T, V) logits are kept
-            if getattr(model, "stateful", False):
-                state = None if batch.first or self.state is None else self.state
-                hidden, state = model.hidden_states(batch.inputs, state)  # (B, T, D)
-                self.state = state.detach()
-            else:
-                hidden = model.hidden_states(batch.inputs, batch.inputs != PAD_ID)
-            loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.targets, ignore_index=None)
-            return loss, batch.targets.numel()
+        run = model if output is None else model.hidden_states
         if getattr(model, "stateful", False):
             state = None if batch.first or self.state is None else self.state
-            logits, state = model(batch.inputs, state)  # (B, T, V)
+            out, state = run(batch.inputs, state)
             self.state = state.detach()
         else:
-            logits = model(batch.inputs, batch.inputs != PAD_ID)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), batch.targets.reshape(-1),
-                               reduction="sum")
+            out = run(batch.inputs, batch.inputs != PAD_ID)
+        if output is not None:
+            loss = linear_cross_entropy_sum(out, output.weight, output.bias, batch.targets, ignore_index=None)
+        else:
+            loss = F.cross_entropy(out.reshape(-1, out.size(-1)).float(), batch.targets.reshape(-1), reduction="sum")
         return loss, batch.targets.numel()
 
 

@@ -12,7 +12,8 @@ Padding: the encoder and the cross-attention mask padded source keys.  The decod
 targets are right-padded, so a padded key is always in the future of every real query, and padded queries'
 outputs are ignored by the loss.  With ``remove_padding`` (default) the position-wise layers and the output
 projection run on the real tokens only (``seqlab.nn.transformer.Packing``); padded positions then get zero
-logits, and ``forward(..., tgt_mask=mask)`` returns just the real positions' logits (N, V) for the loss.
+logits, ``forward(..., tgt_mask=mask)`` returns just the real positions' logits (N, V), and ``target_hidden``
+their hidden states (N, D), which ``Seq2SeqTask.loss`` projects inside the fused loss.
 (The language model also accepts arbitrary masks, see ``TransformerLM``.)
 """
 
@@ -199,8 +200,6 @@ def _initialise(model: nn.Module, embeddings: list[TokenEmbedding], decoder: Tra
 
 class TransformerSeq2Seq(nn.Module):
     """The encoder-decoder Transformer; implements ``seqlab.models.base.Seq2SeqModel``."""
-
-    accepts_tgt_mask = True  # forward(..., tgt_mask=) returns only the real positions' logits (Seq2SeqTask)
 
     def __init__(self, config: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()

@@ -105,13 +105,8 @@ class Seq2SeqTask:
             loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.tgt_out_ids[batch.tgt_mask],
                                             self.label_smoothing)
             return loss, batch.num_tgt_tokens
-        if getattr(model, "accepts_tgt_mask", False):
-            # only the real positions' logits (N, V): no output projection or softmax spent on padding
-            logits = model(batch.src_ids, batch.src_mask, batch.tgt_in_ids, tgt_mask=batch.tgt_mask)
-            targets = batch.tgt_out_ids[batch.tgt_mask]
-        else:
-            logits, targets = model(batch.src_ids, batch.src_mask, batch.tgt_in_ids), batch.tgt_out_ids  # (B, T, V)
-        return token_nll_sum(logits, targets, self.label_smoothing), batch.num_tgt_tokens
+        logits = model(batch.src_ids, batch.src_mask, batch.tgt_in_ids)  # (B, T, V)
+        return token_nll_sum(logits, batch.tgt_out_ids, self.label_smoothing), batch.num_tgt_tokens
 
 
 @torch.no_grad()
