@@ -42,42 +42,52 @@ def greedy_search(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: 
 def decode_loop(model: Any, state: Any, batch_size: int, bos_id: int, eos_id: int, max_len: int | torch.Tensor,
                 choose: TokenChooser, prefix: list[list[int]] | None = None,
                 return_attention: bool = False) -> SearchResult:
-    """Feed each row's previous token, let ``choose`` pick the next one, until <eos> or the row's budget."""
+    """Feed each row's previous token, let ``choose`` pick the next one, until <eos> or the row's budget.
+
+    A row that stops leaves the batch (``state.reorder`` to the rows still going), so later steps cost only the
+    live rows: in a batch of translations most rows end well before the longest one, and a row's result never
+    depends on its batch mates (fairseq drops finished sentences too; Hugging Face's ``generate`` keeps them).
+    """
     device = model_device(model)
     budgets = row_budgets(max_len, batch_size, device)  # (B,)
     forced = prefix_table(prefix, batch_size, device)  # (B, P), -1 = not forced
+    steps = int(budgets.max())
+    rows = torch.arange(batch_size, device=device)  # (A,) the original row of each live row
     tokens = torch.full((batch_size,), bos_id, dtype=torch.long, device=device)
-    finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    emitted = torch.full((batch_size, steps), -1, dtype=torch.long, device=device)  # -1: after the row stopped
     scores = torch.zeros(batch_size, device=device)
-    emitted, alive, attention = [], [], []
-    for step in range(int(budgets.max())):
+    attention: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step (rows, (A, S) weights)
+    for step in range(steps):
         log_probs, state = model.step(tokens, state)
         log_probs = log_probs.float()
         if step < forced.size(1):
-            log_probs = force_tokens(log_probs, forced[:, step])
-        tokens = choose(log_probs)  # (B,)
-        active = ~finished
-        scores += torch.where(active, log_probs.gather(1, tokens[:, None])[:, 0], 0.0)
-        emitted.append(tokens)
-        alive.append(active)
+            log_probs = force_tokens(log_probs, forced[rows, step])
+        tokens = choose(log_probs)  # (A,)
+        scores[rows] += log_probs.gather(1, tokens[:, None])[:, 0]
+        emitted[rows, step] = tokens
         if return_attention and getattr(state, "attention", None) is not None:
-            attention.append(state.attention.detach().float())  # (B, S)
-        finished = finished | (active & (tokens == eos_id)) | (budgets <= step + 1)
-        if bool(finished.all()):  # one host sync per step: the price of stopping early
-            break
-    return _collect(emitted, alive, attention, scores, eos_id)
+            attention.append((rows, state.attention.detach().float()))
+        stopped = (tokens == eos_id) | (budgets[rows] <= step + 1)  # (A,)
+        if bool(stopped.any()):  # one host sync per step: the price of stopping early
+            live = (~stopped).nonzero()[:, 0]
+            if live.numel() == 0:
+                break
+            rows, tokens, state = rows[live], tokens[live], state.reorder(live)
+    return _collect(emitted, attention, scores, eos_id)
 
 
-def _collect(emitted: list[torch.Tensor], alive: list[torch.Tensor], attention: list[torch.Tensor],
-             scores: torch.Tensor, eos_id: int) -> SearchResult:
-    """Per-step (B,) tensors -> per-row lists: the tokens emitted while the row was alive, minus the final <eos>."""
-    emitted_ids = torch.stack(emitted, 1).tolist()  # (B, T)
-    alive_rows = torch.stack(alive, 1).tolist()  # (B, T)
-    rows = [[tok for tok, live in zip(ids, live_row) if live] for ids, live_row in zip(emitted_ids, alive_rows)]
+def _collect(emitted: torch.Tensor, attention: list[tuple[torch.Tensor, torch.Tensor]], scores: torch.Tensor,
+             eos_id: int) -> SearchResult:
+    """(B, T) emitted ids (-1 once a row stopped) -> per-row lists without the final <eos>."""
+    rows = [[tok for tok in ids if tok >= 0] for ids in emitted.tolist()]
     rows = [ids[:-1] if ids and ids[-1] == eos_id else ids for ids in rows]
     weights = None
     if attention:
-        stacked = torch.stack(attention, 1).cpu()  # (B, T, S)
+        width = attention[0][1].size(-1)
+        stacked = attention[0][1].new_zeros((emitted.size(0), len(attention), width))  # (B, T, S)
+        for step, (live_rows, step_weights) in enumerate(attention):
+            stacked[live_rows, step] = step_weights
+        stacked = stacked.cpu()
         weights = [stacked[row, :len(ids)] for row, ids in enumerate(rows)]
     return SearchResult(rows, scores.tolist(), weights)
 

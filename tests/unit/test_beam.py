@@ -158,3 +158,41 @@ def test_length_normalisers():
     assert length_normaliser(16, 0.5, "average") == pytest.approx(4.0)
     assert length_normaliser(7, 1.0, "gnmt") == pytest.approx(2.0)
     assert length_normaliser(7, 1.0, "none") == 1.0
+
+
+class RowCounter(torch.nn.Module):
+    """Wraps a step model and records how many rows every step was given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, []
+
+    def step(self, tokens, state):
+        self.rows.append(tokens.numel())
+        return self.model.step(tokens, state)
+
+
+def test_greedy_drops_stopped_rows_and_matches_each_row_alone():
+    model = TinyGRU(vocab_size=5, seed=4, sharpness=1.0)  # eos = 1 is likely enough that rows end at different steps
+    hidden = random_hidden(8, seed=2)
+    max_len = torch.tensor([12, 2, 12, 5, 12, 12, 1, 12])
+    counter = RowCounter(model)
+    with torch.no_grad():
+        together = greedy_search(counter, model.init_state(hidden), 8, 0, 1, max_len, return_attention=True)
+        alone = [greedy_search(model, model.init_state(hidden[i:i + 1]), 1, 0, 1, max_len[i:i + 1],
+                               return_attention=True) for i in range(8)]
+    assert together.tokens == [result.tokens[0] for result in alone]
+    assert together.scores == pytest.approx([result.scores[0] for result in alone], abs=1e-5)
+    for batched, single in zip(together.attention, alone):
+        assert torch.allclose(batched, single.attention[0], atol=1e-6)
+    # a row's step count is its output length (+1 for <eos> unless its budget cut it)
+    steps = [min(len(ids) + 1, int(budget)) for ids, budget in zip(together.tokens, max_len)]
+    assert counter.rows == [sum(s > t for s in steps) for t in range(max(steps))]
+    assert counter.rows[0] == 8 and counter.rows[-1] < 8  # rows left the batch as they stopped
+
+
+def test_greedy_prefix_follows_its_row_after_others_stop():
+    model = d2l_model()  # row 0 is cut after one step; row 1's forced A C must still reach it at steps 0 and 1
+    result = greedy_search(model, model.init_state(2), 2, BOS, EOS, torch.tensor([1, 6]), prefix=[[B], [A, C]])
+    assert result.tokens == [[B], [A, C, B]]
+    assert result.scores[1] == pytest.approx(math.log(0.054), rel=1e-5)
