@@ -7,7 +7,8 @@ best by summed log-prob.  Everything else is bookkeeping in ``_Beams``:
   non-<eos> candidates live on (2K candidates always hold K of them, since at most K end in <eos>);
 * hypotheses are ranked by  log p(y_1..y_L) / lp(L)  (``penalties.length_normaliser``), L counting <eos>;
 * a sentence is done when it has K finished hypotheses and its best live beam can no longer beat the K-th of
-  them, or when its step budget is spent (live beams are then finished as they are).  Done sentences leave the
+  them (``config.beam_stopping``: even at the full step budget, the exact rule; or at its current length, HF's
+  default; or at once, fairseq's), or when its step budget is spent (live beams are then finished as they are).  Done sentences leave the
   batch (``state.reorder`` to fewer rows), so a sentence's result never depends on its batch mates.
 
 Rows are laid out sentence-major: row a*K + k is beam k of active sentence a.
@@ -152,22 +153,26 @@ class _Beams:
                         weights = None if self.attention is None else self.attention[row].cpu()
                         self._add(sentence, self.history[row].tolist(), score, step + 1, weights)
                 keep[sentence] = False
-            elif not self._can_improve(original, max(live_scores[sentence]), budget):
+            elif not self._can_improve(original, max(live_scores[sentence]), budget, step + 1):
                 keep[sentence] = False
         return keep.to(self.scores.device)
 
-    def _can_improve(self, original: int, best_live: float, budget: int) -> bool:
-        """Could a live beam with summed log-prob ``best_live`` still beat the K-th finished hypothesis?
-        Its log-prob can only fall and lp(L) only grow with L, so its best reachable score is
-        best_live / lp(budget)."""
+    def _can_improve(self, original: int, best_live: float, budget: int, length: int) -> bool:
+        """Could a live beam with summed log-prob ``best_live`` and ``length`` tokens still beat the K-th
+        finished hypothesis?  Its log-prob can only fall and lp(L) only grow with L, so its best reachable score
+        is best_live / lp(budget) ("bound"); "current_length" takes best_live / lp(length) instead, which is
+        exact without a length penalty and otherwise a guess; "k_finished" says no at once."""
         finished = self.finished[original]
         if best_live == NEG_INF:
             return False
         if len(finished) < self.k:
             return True
+        cfg = self.config
+        if cfg.beam_stopping == "k_finished":
+            return False
         kth = sorted((h.score for h in finished), reverse=True)[self.k - 1]
-        bound = best_live / length_normaliser(budget, self.config.alpha, self.config.length_penalty)
-        return bound > kth
+        reachable = budget if cfg.beam_stopping == "bound" else length
+        return best_live / length_normaliser(reachable, cfg.alpha, cfg.length_penalty) > kth
 
     def _add(self, sentence: int, tokens: list[int], log_prob: float, length: int,
              attention: torch.Tensor | None) -> None:

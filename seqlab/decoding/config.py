@@ -10,6 +10,11 @@ from seqlab.errors import ConfigError
 
 STRATEGIES = ("greedy", "beam", "sample")
 LENGTH_PENALTIES = ("average", "gnmt", "none")
+# When beam search may stop a sentence that has K finished hypotheses (seqlab.decoding.beam._Beams._can_improve):
+# bound: no live beam can still beat the K-th, even at the full step budget (exact; HF early_stopping="never");
+# current_length: ... judged at its current length (HF's default early_stopping=False; exact without a length
+# penalty); k_finished: at once (fairseq; HF early_stopping=True).
+BEAM_STOPPING = ("bound", "current_length", "k_finished")
 
 
 @dataclass
@@ -24,6 +29,7 @@ class DecodeConfig:
     alpha: float = 0.75  # length normalisation exponent (d2l seed 001: "通常 alpha = 0.75")
     length_penalty: str = "average"  # average: logp / L^alpha | gnmt: logp / ((5+L)/6)^alpha | none
     nbest: int = 1
+    beam_stopping: str = "bound"  # bound | current_length | k_finished (BEAM_STOPPING above)
     max_len: int = 100
     max_len_ratio: float = 0.0  # > 0: max length per sentence = ceil(ratio * source length) + 5, capped by max_len
     min_len: int = 0  # <eos> is forbidden before this many tokens
@@ -39,6 +45,8 @@ class DecodeConfig:
             raise ConfigError(f"strategy: must be one of {list(STRATEGIES)}, got {self.strategy!r}")
         if self.length_penalty not in LENGTH_PENALTIES:
             raise ConfigError(f"length_penalty: must be one of {list(LENGTH_PENALTIES)}, got {self.length_penalty!r}")
+        if self.beam_stopping not in BEAM_STOPPING:
+            raise ConfigError(f"beam_stopping: must be one of {list(BEAM_STOPPING)}, got {self.beam_stopping!r}")
         for name in ("beam_size", "nbest", "max_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")

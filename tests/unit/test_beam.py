@@ -196,3 +196,28 @@ def test_greedy_prefix_follows_its_row_after_others_stop():
     result = greedy_search(model, model.init_state(2), 2, BOS, EOS, torch.tensor([1, 6]), prefix=[[B], [A, C]])
     assert result.tokens == [[B], [A, C, B]]
     assert result.scores[1] == pytest.approx(math.log(0.054), rel=1e-5)
+
+
+def test_beam_stopping_rules():
+    """Without a length penalty "current_length" is exact, so it equals "bound"; with one, the looser rules stop
+    sentences sooner (fewer rows stepped) and every rule still returns K finished or budget-cut hypotheses."""
+    model = TinyGRU(vocab_size=6, seed=7, sharpness=1.5)
+    hidden = random_hidden(6, seed=3)
+
+    def run(penalty, stopping):
+        counter = RowCounter(model)
+        config = beam_config(beam_size=3, nbest=3, max_len=12, length_penalty=penalty, alpha=1.0,
+                             beam_stopping=stopping)
+        with torch.no_grad():
+            hyps = beam_search(counter, model.init_state(hidden), 6, 0, 1, config, 12)
+        return hyps, sum(counter.rows)
+
+    exact, exact_rows = run("none", "bound")
+    current, current_rows = run("none", "current_length")
+    assert [[h.tokens for h in s] for s in exact] == [[h.tokens for h in s] for s in current]
+    assert exact_rows == current_rows
+    rows = {stopping: run("average", stopping)[1] for stopping in ("bound", "current_length", "k_finished")}
+    assert rows["k_finished"] <= rows["current_length"] <= rows["bound"]
+    assert rows["k_finished"] < rows["bound"]
+    with pytest.raises(Exception, match="beam_stopping"):
+        beam_config(beam_stopping="sometimes")

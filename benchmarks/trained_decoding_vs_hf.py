@@ -1,0 +1,270 @@
+r"""Decoding speed of a *trained* Multi30k Transformer: seqlab against Hugging Face ``MarianMTModel`` holding the
+same weights, on the same test sentences, each search stopping where the model says <eos>.
+
+``transformer_vs_hf.py`` times random weights with every output forced to the same length: that measures the cost
+of one decoder step.  A user translates with a trained model, whose outputs end at different lengths; how a search
+spends the steps after a sentence has ended is then part of its speed.  seqlab's greedy and beam searches drop a
+sentence from the batch when it is done (fairseq does the same); ``generate`` keeps every row of the batch until
+the last one ends.  This script measures what that is worth, with identical weights, so both produce (nearly)
+the same translations, and it says how many outputs agree and what each scores in BLEU.
+
+Protocol: the first ``--sentences`` test_2016 sentences of the model's own split, encoded by its sentencepiece
+model, sorted by length (as ``seqlab translate`` does) into batches of ``--batch-size``; per batch one step cap
+for both, seqlab's rule for the batch's longest source (min(ceil(1.5 S) + 5, 100)); greedy and beam 5 (length
+penalty: log-prob / length for both: seqlab ``length_penalty=average, alpha=1``, HF ``length_penalty=1``, HF's
+default ``early_stopping=False``).  Every round times one full pass of each implementation, their order
+alternating; the figures are CPU-time medians over the rounds, on one thread.  Before timing, HF's logits on
+teacher-forced test pairs are compared with seqlab's (the largest difference is reported; over 1e-3 aborts).
+
+The model: the benchmark architecture (3 + 3 layers, d_model 256, 4 heads, FFN 1024, post-LN, sinusoidal
+positions, one tied embedding table, a joint sentencepiece vocabulary of 8000), trained 45 minutes on one thread:
+
+    python benchmarks/run_seq2seq.py --config configs/multi30k_transformer.yaml \
+        --name multi30k_transformer_postln_45min --set model_dir=runs/multi30k_transformer_postln \
+        --set model.pre_norm=false --set model.dropout=0.1 --set model.attention_dropout=0.0 \
+        --set train.lr=0.0007 --set train.warmup_steps=600 --set train.num_threads=1 \
+        --set train.progress=false --set train.max_minutes=45 --set train.max_epochs=30
+    PYTHONPATH=. OMP_NUM_THREADS=1 /work/venv-bench/bin/python benchmarks/trained_decoding_vs_hf.py \
+        --model-dir runs/multi30k_transformer_postln
+
+(the venv with transformers 5.23.0 beside torch 2.13.0: see ``transformer_vs_hf.py``).  Writes
+benchmarks/results/trained_decoding_vs_hf.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run_seq2seq import git_commit  # noqa: E402
+
+RESULT = ROOT / "benchmarks" / "results" / "trained_decoding_vs_hf.json"
+BEAM = 5
+
+
+# ------------------------------------------------------------------------------------------------ the HF twin
+def marian_from_seqlab(model, vocab) -> torch.nn.Module:
+    """A ``MarianMTModel`` with ``model``'s weights (a post-LN, sinusoidal, fully tied ``TransformerSeq2Seq``)."""
+    from transformers import MarianConfig, MarianMTModel
+
+    cfg = model.config
+    if cfg.pre_norm or cfg.positions != "sinusoidal" or not (cfg.share_embeddings and cfg.tie_output):
+        raise SystemExit("the model must be post-LN, with sinusoidal positions and one tied embedding table "
+                         "(Marian's architecture)")
+    config = MarianConfig(vocab_size=len(vocab), d_model=cfg.d_model, encoder_layers=cfg.num_encoder_layers,
+                          decoder_layers=cfg.num_decoder_layers, encoder_attention_heads=cfg.num_heads,
+                          decoder_attention_heads=cfg.num_heads, encoder_ffn_dim=cfg.ffn_size,
+                          decoder_ffn_dim=cfg.ffn_size, activation_function=cfg.activation,
+                          max_position_embeddings=cfg.max_positions, scale_embedding=True,
+                          share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+                          pad_token_id=vocab.pad_id, eos_token_id=vocab.eos_id, decoder_start_token_id=vocab.bos_id,
+                          forced_eos_token_id=None, attn_implementation="sdpa")
+    hf = MarianMTModel(config).eval()
+    with torch.no_grad():
+        hf.model.shared.weight.copy_(model.src_embedding.embedding.weight)
+        table = model.src_embedding.position_codes(cfg.max_positions)  # seqlab's layout: sin/cos interleaved
+        hf.model.encoder.embed_positions.weight.copy_(table)
+        hf.model.decoder.embed_positions.weight.copy_(table)
+        for ours, theirs in zip(model.encoder_layers, hf.model.encoder.layers):
+            _copy_attention(theirs.self_attn, ours.attention.qkv.weight, ours.attention.qkv.bias, ours.attention.out)
+            _copy_norm(theirs.self_attn_layer_norm, ours.attention_block.norm)
+            _copy_feed_forward(theirs, ours.feed_forward, ours.feed_forward_block.norm)
+        for ours, theirs in zip(model.decoder.layers, hf.model.decoder.layers):
+            _copy_attention(theirs.self_attn, ours.self_attention.qkv.weight, ours.self_attention.qkv.bias,
+                            ours.self_attention.out)
+            _copy_norm(theirs.self_attn_layer_norm, ours.self_attention_block.norm)
+            cross = ours.cross_attention
+            _copy_attention(theirs.encoder_attn, torch.cat([cross.query.weight, cross.key_value.weight]),
+                            torch.cat([cross.query.bias, cross.key_value.bias]), cross.out)
+            _copy_norm(theirs.encoder_attn_layer_norm, ours.cross_attention_block.norm)
+            _copy_feed_forward(theirs, ours.feed_forward, ours.feed_forward_block.norm)
+        hf.final_logits_bias.zero_()  # seqlab's output projection has no bias
+    return hf
+
+
+def _copy_attention(theirs, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor, out: torch.nn.Linear) -> None:
+    for projection, weight, bias in zip((theirs.q_proj, theirs.k_proj, theirs.v_proj), qkv_weight.chunk(3),
+                                        qkv_bias.chunk(3)):
+        projection.weight.copy_(weight)
+        projection.bias.copy_(bias)
+    theirs.out_proj.weight.copy_(out.weight)
+    theirs.out_proj.bias.copy_(out.bias)
+
+
+def _copy_norm(theirs: torch.nn.LayerNorm, ours: torch.nn.LayerNorm) -> None:
+    theirs.weight.copy_(ours.weight)
+    theirs.bias.copy_(ours.bias)
+
+
+def _copy_feed_forward(theirs, feed_forward, norm: torch.nn.LayerNorm) -> None:
+    first, _, second = feed_forward.net
+    for projection, source in ((theirs.fc1, first), (theirs.fc2, second)):
+        projection.weight.copy_(source.weight)
+        projection.bias.copy_(source.bias)
+    _copy_norm(theirs.final_layer_norm, norm)
+
+
+@torch.no_grad()
+def largest_logit_difference(model, hf, pre, pairs: list[tuple[str, str]]) -> float:
+    """max |seqlab logits - HF logits| over teacher-forced pairs (real target positions)."""
+    from seqlab.inference import pad_sources
+
+    vocab = pre.tgt_vocab
+    src_ids, src_mask = pad_sources([pre.encode_src(s) for s, _ in pairs], torch.device("cpu"))
+    targets = [[vocab.bos_id, *pre.tgt_ids(t).tolist()] for _, t in pairs]
+    tgt_in, tgt_mask = pad_sources(targets, torch.device("cpu"))
+    ours = model(src_ids, src_mask, tgt_in)
+    theirs = hf(input_ids=src_ids, attention_mask=src_mask.long(), decoder_input_ids=tgt_in).logits
+    return float((ours - theirs)[tgt_mask].abs().max())
+
+
+# ------------------------------------------------------------------------------------------------ searches
+def step_cap(longest_source: int) -> int:
+    """seqlab's default budget (``Translator._max_len``: max_len_ratio 1.5, max_len 100) for the longest source."""
+    return min(math.ceil(1.5 * longest_source) + 5, 100)
+
+
+@torch.no_grad()
+def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int) -> list[list[int]]:
+    from seqlab.decoding.beam import beam_search
+    from seqlab.decoding.config import DecodeConfig
+    from seqlab.decoding.greedy import greedy_search
+
+    cap = step_cap(int(src_mask.sum(1).max()))
+    state = model.init_state(model.encode(src_ids, src_mask), src_mask)
+    if beam_size == 1:
+        return greedy_search(model, state, src_ids.size(0), vocab.bos_id, vocab.eos_id, cap).tokens
+    config = DecodeConfig(strategy="beam", beam_size=beam_size, alpha=1.0, length_penalty="average", max_len=cap)
+    hypotheses = beam_search(model, state, src_ids.size(0), vocab.bos_id, vocab.eos_id, config, cap)
+    return [best[0].tokens for best in hypotheses]
+
+
+@torch.no_grad()
+def decode_hf(hf, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int) -> list[list[int]]:
+    cap = step_cap(int(src_mask.sum(1).max()))
+    output = hf.generate(src_ids, attention_mask=src_mask.long(), num_beams=beam_size, do_sample=False,
+                         max_new_tokens=cap, length_penalty=1.0, early_stopping=False)
+    rows = []
+    for ids in output[:, 1:].tolist():  # the decoder start token first
+        rows.append(ids[:ids.index(vocab.eos_id)] if vocab.eos_id in ids else
+                    [i for i in ids if i != vocab.pad_id])
+    return rows
+
+
+def timed_pass(decode, batches) -> tuple[float, float, list[list[int]]]:
+    """(wall seconds, CPU seconds, outputs in batch order) of one pass over every batch."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    outputs = [row for src_ids, src_mask in batches for row in decode(src_ids, src_mask)]
+    return time.perf_counter() - wall, time.process_time() - cpu, outputs
+
+
+def corpus_bleu(pre, outputs: list[list[int]], references: list[str]) -> tuple[float, str]:
+    import sacrebleu
+
+    bleu = sacrebleu.metrics.BLEU()
+    score = bleu.corpus_score([pre.decode_tgt(ids) for ids in outputs], [references])
+    return round(score.score, 2), str(bleu.get_signature())
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", required=True, help="a trained seqlab Transformer (see the docstring)")
+    parser.add_argument("--sentences", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(RESULT))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    start, load_before = time.time(), os.getloadavg()
+
+    from seqlab.data.pipeline import load_split
+    from seqlab.inference import load_model_dir, pad_sources
+
+    loaded = load_model_dir(args.model_dir)
+    model, pre = loaded.model, loaded.preprocessing
+    vocab = pre.tgt_vocab
+    hf = marian_from_seqlab(model, vocab)
+    pairs = load_split(loaded.config.data, "test")[:args.sentences]
+    difference = largest_logit_difference(model, hf, pre, pairs[:16])
+    print(f"largest |logit difference| seqlab vs HF on 16 teacher-forced test pairs: {difference:.2e}")
+    if difference > 1e-3:
+        raise SystemExit("the HF copy does not compute seqlab's model: not timing")
+
+    encoded = [pre.encode_src(src) for src, _ in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: len(encoded[i]))  # as `seqlab translate` batches
+    batches = [pad_sources([encoded[i] for i in order[k:k + args.batch_size]], torch.device("cpu"))
+               for k in range(0, len(order), args.batch_size)]
+    references = [pairs[i][1] for i in order]
+    searches = {"seqlab": lambda beam: (lambda s, m: decode_seqlab(model, vocab, s, m, beam)),
+                "hf": lambda beam: (lambda s, m: decode_hf(hf, vocab, s, m, beam))}
+    for name, search in searches.items():  # warm-up: allocator, kernels
+        search(1)(*[t[:2] for t in batches[0]])
+    results = {}
+    for label, beam in (("greedy", 1), ("beam5", BEAM)):
+        passes = {name: [] for name in searches}
+        outputs = {}
+        for round_index in range(args.rounds):
+            names = list(searches) if round_index % 2 == 0 else list(searches)[::-1]
+            for name in names:
+                wall, cpu, outputs[name] = timed_pass(searches[name](beam), batches)
+                passes[name].append((wall, cpu))
+                print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
+        figures = {}
+        for name in searches:
+            cpus, walls = [c for _, c in passes[name]], [w for w, _ in passes[name]]
+            bleu, signature = corpus_bleu(pre, outputs[name], references)
+            figures[name] = {"sentences_per_cpu_second": len(pairs) / statistics.median(cpus),
+                             "sentences_per_second": len(pairs) / statistics.median(walls),
+                             "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls, "bleu": bleu,
+                             "output_tokens": sum(len(row) for row in outputs[name])}
+        same = sum(a == b for a, b in zip(outputs["seqlab"], outputs["hf"]))
+        results[label] = {**figures, "bleu_signature": signature, "identical_outputs": same,
+                          "ratio_cpu": figures["seqlab"]["sentences_per_cpu_second"]
+                          / figures["hf"]["sentences_per_cpu_second"],
+                          "ratio_cpu_by_round": [h[1] / s[1] for s, h in zip(passes["seqlab"], passes["hf"])],
+                          "ratio_wall": figures["seqlab"]["sentences_per_second"]
+                          / figures["hf"]["sentences_per_second"]}
+    print(f"\n{len(pairs)} test sentences, batches of {args.batch_size} sorted by length, one thread, CPU time, "
+          f"median of {args.rounds} rounds")
+    print(f"{'':10}{'seqlab sent/CPU-s':>19}{'HF sent/CPU-s':>15}{'ratio':>8}{'by round':>20}"
+          f"{'BLEU seqlab / HF':>19}{'identical':>11}")
+    for label, row in results.items():
+        by_round = ", ".join(f"{r:.2f}" for r in row["ratio_cpu_by_round"])
+        print(f"{label:10}{row['seqlab']['sentences_per_cpu_second']:>19.1f}{row['hf']['sentences_per_cpu_second']:>15.1f}"
+              f"{row['ratio_cpu']:>7.2f}x{by_round:>20}{row['seqlab']['bleu']:>11.2f} / {row['hf']['bleu']:<6.2f}"
+              f"{row['identical_outputs']:>6}/{len(pairs)}")
+    threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    import transformers
+
+    report = {"command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]),
+              "commit": git_commit(), "model_dir": args.model_dir, "checkpoint": str(loaded.checkpoint),
+              "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                          "torch": torch.__version__, "transformers": transformers.__version__,
+                          "torch_threads": args.threads, "loadavg_before": load_before,
+                          "loadavg_after": os.getloadavg()},
+              "sentences": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds,
+              "largest_logit_difference": difference, "wall_seconds": time.time() - start, "results": results}
+    from seqlab.utils import atomic_write
+
+    with atomic_write(Path(args.out)) as handle:
+        handle.write(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}\nreproduce: {report['command']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
