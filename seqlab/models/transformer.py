@@ -26,8 +26,8 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.models.base import PAD_ID, TensorState, reorder_value
-from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, Packing, TokenEmbedding,
-                                   causal_mask, init_transformer_weights, padding_to_attention_mask)
+from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, KVCache, Packing,
+                                   TokenEmbedding, causal_mask, init_transformer_weights, padding_to_attention_mask)
 
 POSITIONS = ("sinusoidal", "learned", "none")
 
@@ -72,7 +72,7 @@ class TransformerConfig:
 class TransformerState(TensorState):
     """Decoder state between steps (every tensor has the batch on dim 0, so ``reorder`` indexes them all).
 
-    self_cache: per decoder layer, (keys, values) of the positions decoded so far, each (B, H, t, Dh);
+    self_cache: per decoder layer, the ``KVCache`` of the positions decoded so far (keys, values (B, H, t, Dh));
     memory_kv: per decoder layer, cross-attention (keys, values) of the memory, each (M, H, S, Dh); None for an LM;
     memory_mask: (M, 1, 1, S) source padding mask; None for an LM;
     position: index of the next token (its position code), the same for every row;
@@ -83,7 +83,7 @@ class TransformerState(TensorState):
     and step (11 % of beam-search time, docs/PERFORMANCE.md).
     """
 
-    self_cache: tuple[KeyValue, ...]
+    self_cache: tuple[KVCache, ...]
     memory_kv: tuple[KeyValue, ...] | None
     memory_mask: torch.Tensor | None
     position: int
@@ -155,7 +155,7 @@ class TransformerDecoder(nn.Module):
         return tuple(layer.cross_attention.project_memory(memory) for layer in self.layers)
 
     def hidden(self, ids: torch.Tensor, offset: int = 0, self_mask: torch.Tensor | None = None,
-               is_causal: bool = False, past: tuple[KeyValue, ...] | None = None,
+               is_causal: bool = False, past: tuple[KVCache, ...] | None = None,
                memory_kv: tuple[KeyValue, ...] | None = None, memory_mask: torch.Tensor | None = None,
                packing: Packing | None = None, memory_group: int = 1) -> tuple[torch.Tensor, tuple[KeyValue, ...]]:
         """ids (B, T) at positions offset.. -> final hidden states (B, T, D), or (N, D) real rows with
@@ -170,11 +170,11 @@ class TransformerDecoder(nn.Module):
 
     def empty_state(self, batch_size: int, memory_kv: tuple[KeyValue, ...] | None,
                     memory_mask: torch.Tensor | None) -> TransformerState:
-        """A state before the first token: zero-length caches (B, H, 0, Dh), so steps only ever concatenate."""
-        weight = self.output.weight
+        """A state before the first token: empty ``KVCache``s, which the steps append to."""
         heads = self.config.num_heads
-        empty = weight.new_zeros(batch_size, heads, 0, self.config.d_model // heads)
-        return TransformerState(tuple((empty, empty) for _ in self.layers), memory_kv, memory_mask, 0)
+        cache = tuple(KVCache.empty(batch_size, heads, self.config.d_model // heads, self.output.weight)
+                      for _ in self.layers)
+        return TransformerState(cache, memory_kv, memory_mask, 0)
 
     def step(self, tokens: torch.Tensor, state: TransformerState) -> tuple[torch.Tensor, TransformerState]:
         """tokens (B,) -> log_probs (B, V) of the next token, and the state with this step's K/V appended."""

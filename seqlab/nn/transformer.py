@@ -35,6 +35,74 @@ from seqlab.models.base import PAD_ID
 KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys (B, H, S, Dh), values (B, H, S, Dh)
 
 
+class KVCache:
+    """One layer's self-attention keys and values of the positions decoded so far (incremental decoding).
+
+    Stored time-major in buffers of ``capacity`` positions, (capacity, B, H, Dh), so that a decoding step
+    appends in place (it writes one position; ``torch.cat`` copied the whole cache at every step: 7-11 % of a
+    step, docs/PERFORMANCE.md) and a reorder (beam search) copies the t filled positions of the chosen rows once.
+    ``keys`` / ``values`` are (B, H, t, Dh) views, which the attention matmuls read without a copy.
+
+    Caches behave as values: ``append`` writes into the shared buffer only at its first unwritten position
+    (``_written`` counts what any cache on the buffer has written), so an older cache stays valid; appending to
+    an older cache, past the capacity, or with autograd recording (in-place writes would change tensors saved
+    for backward) copies into a new buffer instead.
+    """
+
+    def __init__(self, key_buffer: torch.Tensor, value_buffer: torch.Tensor, length: int, written: list[int]):
+        self.key_buffer, self.value_buffer, self.length, self._written = key_buffer, value_buffer, length, written
+
+    @classmethod
+    def empty(cls, batch_size: int, num_heads: int, head_dim: int, like: torch.Tensor,
+              capacity: int = 32) -> "KVCache":
+        buffer = like.new_empty(capacity, batch_size, num_heads, head_dim)
+        return cls(buffer, torch.empty_like(buffer), 0, [0])
+
+    @property
+    def keys(self) -> torch.Tensor:
+        return self.key_buffer[:self.length].permute(1, 2, 0, 3)  # (B, H, t, Dh)
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.value_buffer[:self.length].permute(1, 2, 0, 3)
+
+    def __iter__(self):  # k, v = cache
+        return iter((self.keys, self.values))
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> "KVCache":
+        """k, v (B, H, T, Dh) of the next T positions -> the cache of length t + T."""
+        start, end = self.length, self.length + k.size(2)
+        k, v = k.permute(2, 0, 1, 3), v.permute(2, 0, 1, 3)  # (T, B, H, Dh)
+        if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad):
+            return KVCache(torch.cat([self.key_buffer[:start], k]), torch.cat([self.value_buffer[:start], v]), end,
+                           [end])
+        key_buffer, value_buffer, written = self.key_buffer, self.value_buffer, self._written
+        if written[0] != start or end > key_buffer.size(0):
+            capacity = max(2 * key_buffer.size(0), end)
+            key_buffer, value_buffer = self._copy_into(capacity, key_buffer), self._copy_into(capacity, value_buffer)
+            written = [start]
+        key_buffer[start:end], value_buffer[start:end] = k, v
+        written[0] = end
+        return KVCache(key_buffer, value_buffer, end, written)
+
+    def _copy_into(self, capacity: int, buffer: torch.Tensor) -> torch.Tensor:
+        grown = buffer.new_empty(capacity, *buffer.shape[1:])
+        grown[:self.length] = buffer[:self.length]
+        return grown
+
+    def reorder(self, index: torch.Tensor) -> "KVCache":
+        """Row i of the result is row ``index[i]``: one copy of the filled positions."""
+        buffers = []
+        for buffer in (self.key_buffer, self.value_buffer):
+            if torch.is_grad_enabled() and buffer.requires_grad:  # out= is not differentiable
+                buffers.append(buffer[:self.length].index_select(1, index))
+                continue
+            reordered = buffer.new_empty(buffer.size(0), index.numel(), *buffer.shape[2:])
+            torch.index_select(buffer[:self.length], 1, index, out=reordered[:self.length])
+            buffers.append(reordered)
+        return KVCache(*buffers, self.length, [self.length])
+
+
 # ------------------------------------------------------------------------------------------------ positions
 def sinusoidal_positions(length: int, dim: int, offset: int = 0) -> torch.Tensor:
     """p_t[2i] = sin(t / 10000^(2i/D)), p_t[2i+1] = cos(t / 10000^(2i/D)) for t = offset .. offset+length-1.
@@ -204,20 +272,23 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, is_causal: bool = False,
-                past: KeyValue | None = None, packing: Packing | None = None) -> tuple[torch.Tensor, KeyValue]:
-        """x (B, T, D), or (N, D) real rows with ``packing``; mask broadcastable to (B, H, T, S); past: cached
-        (k, v) of earlier positions.  -> output shaped like x, and the (k, v) attended to."""
+                past: KVCache | None = None, packing: Packing | None = None,
+                ) -> tuple[torch.Tensor, KeyValue | KVCache]:
+        """x (B, T, D), or (N, D) real rows with ``packing``; mask broadcastable to (B, H, T, S); past: the
+        ``KVCache`` of earlier positions.  -> output shaped like x, and the keys/values attended to: (k, v)
+        without ``past``, else ``past`` with this call's positions appended."""
         qkv = self.qkv(x)  # (B, T, 3D) or (N, 3D)
         if packing is not None:
             qkv = packing.pad(qkv)  # (B, T, 3D); padded keys are zeros, hidden by the padding/causal mask
         q, k, v = (split_heads(part, self.num_heads) for part in qkv.chunk(3, dim=-1))  # 3 x (B, H, T, Dh)
+        cache: KeyValue | KVCache = (k, v)
         if past is not None:
-            # Cached decoding appends one step: O(t) copy per step, simple and reorderable by index_select.
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, H, S=t+T, Dh)
+            cache = past.append(k, v)
+            k, v = cache.keys, cache.values  # (B, H, S=t+T, Dh)
         attended = merge_heads(attend(q, k, v, mask, is_causal, self.dropout if self.training else 0.0))
         if packing is not None:
             attended = packing.pack(attended)  # (N, D)
-        return self.out(attended), (k, v)
+        return self.out(attended), cache
 
 
 class CrossAttention(nn.Module):
@@ -342,7 +413,7 @@ class DecoderLayer(nn.Module):
         self.feed_forward_block = Residual(d_model, dropout, pre_norm)
 
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor | None = None, is_causal: bool = False,
-                past: KeyValue | None = None, memory_kv: KeyValue | None = None,
+                past: KVCache | None = None, memory_kv: KeyValue | None = None,
                 memory_mask: torch.Tensor | None = None, packing: Packing | None = None, memory_group: int = 1,
                 ) -> tuple[torch.Tensor, KeyValue]:
         """x (B, T, D) or (N, D) with ``packing`` -> shaped like x, and this layer's self-attention (k, v)

@@ -263,6 +263,59 @@ def test_lm_cached_steps_equal_forward():
         torch.testing.assert_close(log_probs, full[:, t], rtol=1e-4, atol=1e-5)
 
 
+def test_lm_steps_past_the_cache_capacity_equal_forward():
+    """40 steps: the time-major KV buffers (32 positions at first) grow, and the steps still equal the forward."""
+    torch.manual_seed(0)
+    lm = TransformerLM(tiny_config(), 24).eval()
+    ids = torch.randint(3, 24, (2, 40), generator=torch.Generator().manual_seed(6))
+    full = torch.log_softmax(lm(ids), dim=-1)
+    state = lm.init_state(2)
+    with torch.no_grad():
+        for t in range(40):
+            log_probs, state = lm.step(ids[:, t], state)
+            torch.testing.assert_close(log_probs, full[:, t], rtol=1e-4, atol=1e-5)
+    assert state.self_cache[0].key_buffer.size(0) >= 40 and state.self_cache[0].length == 40
+
+
+def test_kv_cache_states_are_values():
+    """Appending writes into the shared buffer in place, yet every state stays valid: stepping one state twice
+    (two continuations) or stepping an older state gives what a fresh run of that prefix gives."""
+    torch.manual_seed(0)
+    lm = TransformerLM(tiny_config(), 24).eval()
+    ids = torch.randint(3, 24, (2, 5), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        state = lm.init_state(2)
+        for t in range(3):
+            _, state = lm.step(ids[:, t], state)
+        _, first = lm.step(ids[:, 3], state)  # writes position 3 in place
+        _, second = lm.step(ids[:, 4], state)  # position 3 again, another token: must not touch ``first``
+        after_first, _ = lm.step(ids[:, 4], first)
+        after_second, _ = lm.step(ids[:, 3], second)
+    fresh_first = torch.log_softmax(lm(ids[:, :5]), dim=-1)[:, 4]
+    fresh_second = torch.log_softmax(lm(torch.cat([ids[:, :3], ids[:, 4:5], ids[:, 3:4]], 1)), dim=-1)[:, 4]
+    torch.testing.assert_close(after_first, fresh_first, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(after_second, fresh_second, rtol=1e-4, atol=1e-5)
+
+
+def test_cached_steps_with_autograd_recording():
+    """Steps under autograd (scheduled sampling trains through them) take the copying path: the gradients of
+    the stepped log-probs equal those of the forward pass."""
+    model = tiny_model()
+    src, src_mask, tgt = padded_batch()
+    state = model.init_state(model.encode(src, src_mask), src_mask)
+    stepped = []
+    for t in range(tgt.size(1)):
+        log_probs, state = model.step(tgt[:, t], state)
+        stepped.append(log_probs)
+    model.zero_grad()
+    torch.stack(stepped, 1).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    torch.log_softmax(model(src, src_mask, tgt), dim=-1).sum().backward()
+    for stepped_grad, full_grad in zip(grads, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(stepped_grad, full_grad, rtol=1e-4, atol=1e-5)
+
+
 def test_lm_right_padding_mask_matches_unpadded_rows():
     torch.manual_seed(0)
     lm = TransformerLM(tiny_config(), 24).eval()
