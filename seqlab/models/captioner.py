@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState
+from seqlab.models.base import PAD_ID, TensorState, step_log_probs
 from seqlab.nn.cnn import CNNConfig, CNNEncoder
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, make_rnn
@@ -121,7 +121,7 @@ class Captioner(nn.Module):
         """tokens (B,) -> log_probs (B, V), the next state."""
         hidden, state = self._advance(self.embedding(tokens).unsqueeze(1), state)  # (B, 1, D)
         logits = self.output(hidden)  # (B, 1, V)
-        return logits.squeeze(1).log_softmax(-1), state
+        return step_log_probs(logits.squeeze(1)), state
 
     # ---------------------------------------------------------------------------------- teacher forcing
     def forward(self, images: torch.Tensor, tgt_in_ids: torch.Tensor,

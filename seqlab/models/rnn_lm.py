@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState
+from seqlab.models.base import PAD_ID, TensorState, step_log_probs
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -113,4 +113,4 @@ class RNNLM(nn.Module):
     def step(self, tokens: torch.Tensor, state: RNNLMState) -> tuple[torch.Tensor, RNNLMState]:
         """tokens (B,) -> log_probs (B, V): one position of ``forward``."""
         logits, state = self.forward(tokens.unsqueeze(1), state)
-        return torch.log_softmax(logits[:, 0].float(), dim=-1), state
+        return step_log_probs(logits[:, 0]), state

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState
+from seqlab.models.base import PAD_ID, TensorState, step_log_probs
 from seqlab.nn.attention import ATTENTION_KINDS, Attention, AttentionKeys
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, RNNState, encode_packed, make_rnn
@@ -272,7 +272,7 @@ class RNNSeq2Seq(nn.Module):
     def step(self, tokens: torch.Tensor, state: RNNDecoderState) -> tuple[torch.Tensor, RNNDecoderState]:
         """tokens (B,) -> log_probs (B, V) of the next token, and the new state: one position of ``forward``."""
         pre_output, state = self._decode(tokens[:, None], state)
-        return torch.log_softmax(self.output(self._output_inputs(pre_output))[:, 0].float(), dim=-1), state
+        return step_log_probs(self.output(self._output_inputs(pre_output))[:, 0]), state
 
     def _decode(self, tgt_ids: torch.Tensor, state: RNNDecoderState) -> tuple[torch.Tensor, RNNDecoderState]:
         """tgt_ids (B, T) -> pre-output vectors (B, T, H) and the state after position T.

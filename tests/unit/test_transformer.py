@@ -479,3 +479,19 @@ def test_task_loss_on_real_positions_equals_the_padded_loss():
     parameters = list(model.parameters())
     for fused, twin in zip(torch.autograd.grad(packed, parameters), torch.autograd.grad(padded, parameters)):
         torch.testing.assert_close(fused, twin, rtol=1e-4, atol=1e-5)
+
+
+def test_step_log_probs_in_place_only_without_autograd():
+    from seqlab.models.base import step_log_probs
+
+    logits = torch.randn(4, 50) * 8
+    expected = torch.log_softmax(logits, dim=-1)
+    with torch.no_grad():
+        work = logits.clone()
+        result = step_log_probs(work)
+    assert result.data_ptr() == work.data_ptr() and torch.equal(result, expected)
+    leaf = logits.clone().requires_grad_()
+    result = step_log_probs(leaf)
+    assert result.data_ptr() != leaf.data_ptr() and torch.equal(result, expected)
+    result[:, 0].sum().backward()
+    torch.testing.assert_close(leaf.grad, (torch.arange(50) == 0).float() - torch.softmax(logits, -1))
