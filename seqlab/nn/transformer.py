@@ -97,9 +97,10 @@ class KVCache:
             if torch.is_grad_enabled() and buffer.requires_grad:  # out= is not differentiable
                 buffers.append(buffer[:self.length].index_select(1, index))
                 continue
-            reordered = buffer.new_empty(buffer.size(0), index.numel(), *buffer.shape[2:])
-            torch.index_select(buffer[:self.length], 1, index, out=reordered[:self.length])
-            buffers.append(reordered)
+            flat = buffer.view(buffer.size(0), buffer.size(1), -1)  # (capacity, B, H*Dh): a faster copy than 4-d
+            reordered = flat.new_empty(flat.size(0), index.numel(), flat.size(2))
+            torch.index_select(flat[:self.length], 1, index, out=reordered[:self.length])
+            buffers.append(reordered.view(flat.size(0), index.numel(), *buffer.shape[2:]))
         return KVCache(*buffers, self.length, [self.length])
 
 
