@@ -34,7 +34,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_bias = torch.zeros_like(bias) if want_bias else None
         for start in range(0, hidden.size(0), chunk_rows):
             x, y = hidden[start:start + chunk_rows], targets[start:start + chunk_rows]  # (n, D), (n,)
-            log_probs = torch.log_softmax(F.linear(x, weight, bias).float(), dim=-1)  # (n, V)
+            logits = F.linear(x, weight, bias).float()  # (n, V)
+            log_probs = torch.log_softmax(logits, dim=-1, out=logits)  # in place: one (n, V) buffer per chunk
             loss = -(1.0 - label_smoothing) * log_probs.gather(1, y[:, None]).squeeze(1)
             if label_smoothing:
                 loss = loss - label_smoothing * log_probs.mean(dim=-1)
