@@ -31,6 +31,7 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.models.base import PAD_ID
+from seqlab.nn.dropout import Dropout
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys (B, H, S, Dh), values (B, H, S, Dh)
 
@@ -133,7 +134,7 @@ class TokenEmbedding(nn.Module):
         self.d_model, self.positions, self.max_positions = d_model, positions, max_positions
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=PAD_ID)
         self.scale = math.sqrt(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.learned = nn.Embedding(max_positions, d_model) if positions == "learned" else None
         # Not persistent: a fixed function of the config, so checkpoints need not carry it.
         table = sinusoidal_positions(max_positions, d_model) if positions == "sinusoidal" else torch.empty(0)
@@ -371,7 +372,7 @@ class Residual(nn.Module):
 
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), Dropout(dropout), pre_norm
 
     def forward(self, x: torch.Tensor, sublayer_output) -> torch.Tensor:
         """``sublayer_output`` is a function of the (maybe normalised) input, so pre/post-LN share one path."""
