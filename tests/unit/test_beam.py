@@ -221,3 +221,13 @@ def test_beam_stopping_rules():
     assert rows["k_finished"] < rows["bound"]
     with pytest.raises(Exception, match="beam_stopping"):
         beam_config(beam_stopping="sometimes")
+
+
+def test_forbid_eos_copies_unless_in_place():
+    from seqlab.decoding.penalties import forbid_eos
+
+    log_probs = torch.zeros(3, 4)
+    copied = forbid_eos(log_probs, 2, torch.tensor([0, 5, 1]), 2)
+    assert torch.isinf(copied[:, 2]).tolist() == [True, False, True] and not torch.isinf(log_probs).any()
+    same = forbid_eos(log_probs, 2, torch.tensor([0, 5, 1]), 2, inplace=True)
+    assert same is log_probs and torch.equal(same, copied)
