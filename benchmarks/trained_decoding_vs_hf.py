@@ -10,14 +10,17 @@ the same translations, and it says how many outputs agree and what each scores i
 
 Protocol: the first ``--sentences`` test_2016 sentences of the model's own split, encoded by its sentencepiece
 model, sorted by length (as ``seqlab translate`` does) into batches of ``--batch-size``; per batch one step cap
-for both, seqlab's rule for the batch's longest source (min(ceil(1.5 S) + 5, 100)); greedy and beam 5 (length
-penalty: log-prob / length for both: seqlab ``length_penalty=average, alpha=1``, HF ``length_penalty=1``, HF's
-default ``early_stopping=False``).  Every round times one full pass of each implementation, their order
-alternating; the figures are CPU-time medians over the rounds, on one thread.  Before timing, HF's logits on
-teacher-forced test pairs are compared with seqlab's (the largest difference is reported; over 1e-3 aborts).
+for both, seqlab's rule for the batch's longest source (min(ceil(1.5 S) + 5, 100)); greedy and beam 5, length
+penalty log-prob / length for both (seqlab ``length_penalty=average, alpha=1``, HF ``length_penalty=1``), a
+sentence's beam search stopping by HF's default rule (``early_stopping=False``: the best live beam judged at its
+current length; seqlab ``beam_stopping=current_length``) and, in the ``beam5_exact`` row, by the exact one (HF
+``"never"``, seqlab ``bound``).  Every round times one full pass of each implementation, their order alternating;
+the figures are CPU-time medians over the rounds, on one thread.  Before timing, HF's logits on teacher-forced
+test pairs are compared with seqlab's (the largest difference is reported; over 1e-3 aborts).
 
 The model: the benchmark architecture (3 + 3 layers, d_model 256, 4 heads, FFN 1024, post-LN, sinusoidal
-positions, one tied embedding table, a joint sentencepiece vocabulary of 8000), trained 45 minutes on one thread:
+positions, one tied embedding table, a joint sentencepiece vocabulary of ~8000: 7794 entries), trained 45
+minutes on one thread:
 
     python benchmarks/run_seq2seq.py --config configs/multi30k_transformer.yaml \
         --name multi30k_transformer_postln_45min --set model_dir=runs/multi30k_transformer_postln \
@@ -52,6 +55,9 @@ from benchmarks.run_seq2seq import git_commit  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "trained_decoding_vs_hf.json"
 BEAM = 5
+# When a sentence's beam search may stop (seqlab decode.beam_stopping, HF early_stopping), the same rule for both:
+# HF's default heuristic (the best live beam judged at its current length), and the exact rule (at the cap).
+STOPPING = {"beam5": ("current_length", False), "beam5_exact": ("bound", "never")}
 
 
 # ------------------------------------------------------------------------------------------------ the HF twin
@@ -137,7 +143,8 @@ def step_cap(longest_source: int) -> int:
 
 
 @torch.no_grad()
-def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int) -> list[list[int]]:
+def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
+                  stopping: str) -> list[list[int]]:
     from seqlab.decoding.beam import beam_search
     from seqlab.decoding.config import DecodeConfig
     from seqlab.decoding.greedy import greedy_search
@@ -146,16 +153,18 @@ def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, b
     state = model.init_state(model.encode(src_ids, src_mask), src_mask)
     if beam_size == 1:
         return greedy_search(model, state, src_ids.size(0), vocab.bos_id, vocab.eos_id, cap).tokens
-    config = DecodeConfig(strategy="beam", beam_size=beam_size, alpha=1.0, length_penalty="average", max_len=cap)
+    config = DecodeConfig(strategy="beam", beam_size=beam_size, alpha=1.0, length_penalty="average", max_len=cap,
+                          beam_stopping=stopping)
     hypotheses = beam_search(model, state, src_ids.size(0), vocab.bos_id, vocab.eos_id, config, cap)
     return [best[0].tokens for best in hypotheses]
 
 
 @torch.no_grad()
-def decode_hf(hf, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int) -> list[list[int]]:
+def decode_hf(hf, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
+              early_stopping: bool | str) -> list[list[int]]:
     cap = step_cap(int(src_mask.sum(1).max()))
     output = hf.generate(src_ids, attention_mask=src_mask.long(), num_beams=beam_size, do_sample=False,
-                         max_new_tokens=cap, length_penalty=1.0, early_stopping=False)
+                         max_new_tokens=cap, length_penalty=1.0, early_stopping=early_stopping)
     rows = []
     for ids in output[:, 1:].tolist():  # the decoder start token first
         rows.append(ids[:ids.index(vocab.eos_id)] if vocab.eos_id in ids else
@@ -209,18 +218,19 @@ def main() -> int:
     batches = [pad_sources([encoded[i] for i in order[k:k + args.batch_size]], torch.device("cpu"))
                for k in range(0, len(order), args.batch_size)]
     references = [pairs[i][1] for i in order]
-    searches = {"seqlab": lambda beam: (lambda s, m: decode_seqlab(model, vocab, s, m, beam)),
-                "hf": lambda beam: (lambda s, m: decode_hf(hf, vocab, s, m, beam))}
+    searches = {"seqlab": lambda beam, rule: (lambda s, m: decode_seqlab(model, vocab, s, m, beam, rule[0])),
+                "hf": lambda beam, rule: (lambda s, m: decode_hf(hf, vocab, s, m, beam, rule[1]))}
     for name, search in searches.items():  # warm-up: allocator, kernels
-        search(1)(*[t[:2] for t in batches[0]])
+        search(BEAM, STOPPING["beam5"])(*[t[:2] for t in batches[0]])
     results = {}
-    for label, beam in (("greedy", 1), ("beam5", BEAM)):
+    for label, beam in (("greedy", 1), ("beam5", BEAM), ("beam5_exact", BEAM)):
+        rule = STOPPING.get(label, STOPPING["beam5"])
         passes = {name: [] for name in searches}
         outputs = {}
         for round_index in range(args.rounds):
             names = list(searches) if round_index % 2 == 0 else list(searches)[::-1]
             for name in names:
-                wall, cpu, outputs[name] = timed_pass(searches[name](beam), batches)
+                wall, cpu, outputs[name] = timed_pass(searches[name](beam, rule), batches)
                 passes[name].append((wall, cpu))
                 print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
         figures = {}
