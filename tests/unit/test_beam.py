@@ -172,7 +172,13 @@ class RowCounter(torch.nn.Module):
         return self.model.step(tokens, state)
 
 
-def test_greedy_drops_stopped_rows_and_matches_each_row_alone():
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 1.0])
+def test_greedy_drops_stopped_rows_and_matches_each_row_alone(monkeypatch, fraction):
+    """Stopped rows leave the batch once they are ``DROP_FRACTION`` of it (0.1: at every stop here; 1.0: never,
+    every step has all 8 rows); either way each row's output is its output alone."""
+    import seqlab.decoding.greedy as greedy_module
+
+    monkeypatch.setattr(greedy_module, "DROP_FRACTION", fraction)
     model = TinyGRU(vocab_size=5, seed=4, sharpness=1.0)  # eos = 1 is likely enough that rows end at different steps
     hidden = random_hidden(8, seed=2)
     max_len = torch.tensor([12, 2, 12, 5, 12, 12, 1, 12])
@@ -187,8 +193,15 @@ def test_greedy_drops_stopped_rows_and_matches_each_row_alone():
         assert torch.allclose(batched, single.attention[0], atol=1e-6)
     # a row's step count is its output length (+1 for <eos> unless its budget cut it)
     steps = [min(len(ids) + 1, int(budget)) for ids, budget in zip(together.tokens, max_len)]
-    assert counter.rows == [sum(s > t for s in steps) for t in range(max(steps))]
-    assert counter.rows[0] == 8 and counter.rows[-1] < 8  # rows left the batch as they stopped
+    live = [sum(s > t for s in steps) for t in range(max(steps))]
+    assert len(counter.rows) == len(live) and all(n >= alive for n, alive in zip(counter.rows, live))
+    assert counter.rows == sorted(counter.rows, reverse=True)
+    if fraction == 0.1:
+        assert counter.rows == live  # dropped at every stop
+    elif fraction == 1.0:
+        assert counter.rows == [8] * len(live)  # never dropped
+    else:
+        assert live < counter.rows and counter.rows[-1] < 8  # dropped in batches
 
 
 def test_greedy_prefix_follows_its_row_after_others_stop():
