@@ -252,29 +252,19 @@ def test_cached_greedy_equals_recomputation(pre_norm):
     torch.testing.assert_close(cached_scores, full_scores, rtol=1e-4, atol=1e-5)
 
 
-def test_lm_cached_steps_equal_forward():
+@pytest.mark.parametrize("length", [6, 40])
+def test_lm_cached_steps_equal_forward(length):
+    """Every step equals the forward; at 40 steps the time-major KV buffers (32 positions at first) have grown."""
     torch.manual_seed(0)
     lm = TransformerLM(tiny_config(), 24).eval()
-    ids = torch.randint(3, 24, (2, 6), generator=torch.Generator().manual_seed(4))
-    full = torch.log_softmax(lm(ids), dim=-1)
-    state = lm.init_state(2)
-    for t in range(6):
-        log_probs, state = lm.step(ids[:, t], state)
-        torch.testing.assert_close(log_probs, full[:, t], rtol=1e-4, atol=1e-5)
-
-
-def test_lm_steps_past_the_cache_capacity_equal_forward():
-    """40 steps: the time-major KV buffers (32 positions at first) grow, and the steps still equal the forward."""
-    torch.manual_seed(0)
-    lm = TransformerLM(tiny_config(), 24).eval()
-    ids = torch.randint(3, 24, (2, 40), generator=torch.Generator().manual_seed(6))
+    ids = torch.randint(3, 24, (2, length), generator=torch.Generator().manual_seed(4))
     full = torch.log_softmax(lm(ids), dim=-1)
     state = lm.init_state(2)
     with torch.no_grad():
-        for t in range(40):
+        for t in range(length):
             log_probs, state = lm.step(ids[:, t], state)
             torch.testing.assert_close(log_probs, full[:, t], rtol=1e-4, atol=1e-5)
-    assert state.self_cache[0].key_buffer.size(0) >= 40 and state.self_cache[0].length == 40
+    assert state.self_cache[0].key_buffer.size(0) >= length and state.self_cache[0].length == length
 
 
 def test_kv_cache_states_are_values():
