@@ -54,10 +54,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.run_seq2seq import git_commit  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "trained_decoding_vs_hf.json"
-BEAM = 5
-# When a sentence's beam search may stop (seqlab decode.beam_stopping, HF early_stopping), the same rule for both:
-# HF's default heuristic (the best live beam judged at its current length), and the exact rule (at the cap).
-STOPPING = {"beam5": ("current_length", False), "beam5_exact": ("bound", "never")}
+# label -> (beam size, (seqlab decode.beam_stopping, HF early_stopping)): when a sentence's beam search may stop,
+# the same rule for both: HF's default heuristic (the best live beam judged at its current length), and the exact
+# rule (no live beam can win even at the step cap).  Greedy has no such rule.
+SEARCHES = {"greedy": (1, (None, None)), "beam5": (5, ("current_length", False)),
+            "beam5_exact": (5, ("bound", "never"))}
 
 
 # ------------------------------------------------------------------------------------------------ the HF twin
@@ -144,7 +145,7 @@ def step_cap(longest_source: int) -> int:
 
 @torch.no_grad()
 def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
-                  stopping: str) -> list[list[int]]:
+                  stopping: str | None) -> list[list[int]]:
     from seqlab.decoding.beam import beam_search
     from seqlab.decoding.config import DecodeConfig
     from seqlab.decoding.greedy import greedy_search
@@ -161,10 +162,11 @@ def decode_seqlab(model, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, b
 
 @torch.no_grad()
 def decode_hf(hf, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_size: int,
-              early_stopping: bool | str) -> list[list[int]]:
+              early_stopping: bool | str | None) -> list[list[int]]:
     cap = step_cap(int(src_mask.sum(1).max()))
+    beam_options = {} if beam_size == 1 else {"length_penalty": 1.0, "early_stopping": early_stopping}
     output = hf.generate(src_ids, attention_mask=src_mask.long(), num_beams=beam_size, do_sample=False,
-                         max_new_tokens=cap, length_penalty=1.0, early_stopping=early_stopping)
+                         max_new_tokens=cap, **beam_options)
     rows = []
     for ids in output[:, 1:].tolist():  # the decoder start token first
         rows.append(ids[:ids.index(vocab.eos_id)] if vocab.eos_id in ids else
@@ -188,6 +190,55 @@ def corpus_bleu(pre, outputs: list[list[int]], references: list[str]) -> tuple[f
 
 
 # ------------------------------------------------------------------------------------------------ main
+def length_sorted_batches(pre, pairs: list[tuple[str, str]], batch_size: int) -> tuple[list, list[str]]:
+    """-> ((src_ids (B, S), src_mask (B, S)) batches of the sources sorted by length, as ``seqlab translate``
+    batches them; the references in that order)."""
+    from seqlab.inference import pad_sources
+
+    encoded = [pre.encode_src(src) for src, _ in pairs]
+    order = sorted(range(len(pairs)), key=lambda i: len(encoded[i]))
+    batches = [pad_sources([encoded[i] for i in order[k:k + batch_size]], torch.device("cpu"))
+               for k in range(0, len(order), batch_size)]
+    return batches, [pairs[i][1] for i in order]
+
+
+def compare(label: str, decoders: dict, batches: list, pre, references: list[str], rounds: int) -> dict:
+    """Time one search of both implementations, ``rounds`` full passes each, order alternating -> its figures:
+    per implementation the median rates, the passes and BLEU; the ratios and how many outputs are identical."""
+    passes, outputs = {name: [] for name in decoders}, {}
+    for round_index in range(rounds):
+        for name in (list(decoders) if round_index % 2 == 0 else list(decoders)[::-1]):
+            wall, cpu, outputs[name] = timed_pass(decoders[name], batches)
+            passes[name].append((wall, cpu))
+            print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
+    figures = {}
+    for name in decoders:
+        walls, cpus = (list(times) for times in zip(*passes[name]))
+        bleu, signature = corpus_bleu(pre, outputs[name], references)
+        figures[name] = {"sentences_per_cpu_second": len(references) / statistics.median(cpus),
+                         "sentences_per_second": len(references) / statistics.median(walls),
+                         "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls, "bleu": bleu,
+                         "output_tokens": sum(len(row) for row in outputs[name])}
+    ours, theirs = figures["seqlab"], figures["hf"]
+    return {**figures, "bleu_signature": signature,
+            "identical_outputs": sum(a == b for a, b in zip(outputs["seqlab"], outputs["hf"])),
+            "ratio_cpu": ours["sentences_per_cpu_second"] / theirs["sentences_per_cpu_second"],
+            "ratio_cpu_by_round": [h / s for s, h in zip(ours["cpu_seconds_by_round"], theirs["cpu_seconds_by_round"])],
+            "ratio_wall": ours["sentences_per_second"] / theirs["sentences_per_second"]}
+
+
+def print_table(results: dict, sentences: int, batch_size: int, rounds: int) -> None:
+    print(f"\n{sentences} test sentences, batches of {batch_size} sorted by length, one thread, CPU time, "
+          f"median of {rounds} rounds")
+    print(f"{'':12}{'seqlab sent/CPU-s':>19}{'HF sent/CPU-s':>15}{'ratio':>8}{'by round':>20}"
+          f"{'BLEU seqlab / HF':>19}{'identical':>11}")
+    for label, row in results.items():
+        by_round = ", ".join(f"{r:.2f}" for r in row["ratio_cpu_by_round"])
+        ours, theirs = row["seqlab"]["sentences_per_cpu_second"], row["hf"]["sentences_per_cpu_second"]
+        print(f"{label:12}{ours:>19.1f}{theirs:>15.1f}{row['ratio_cpu']:>7.2f}x{by_round:>20}{row['seqlab']['bleu']:>11.2f} / {row['hf']['bleu']:<6.2f}"
+              f"{row['identical_outputs']:>6}/{sentences}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, help="a trained seqlab Transformer (see the docstring)")
@@ -200,8 +251,11 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     start, load_before = time.time(), os.getloadavg()
 
+    import transformers
+
     from seqlab.data.pipeline import load_split
-    from seqlab.inference import load_model_dir, pad_sources
+    from seqlab.inference import load_model_dir
+    from seqlab.utils import atomic_write
 
     loaded = load_model_dir(args.model_dir)
     model, pre = loaded.model, loaded.preprocessing
@@ -212,54 +266,16 @@ def main() -> int:
     print(f"largest |logit difference| seqlab vs HF on 16 teacher-forced test pairs: {difference:.2e}")
     if difference > 1e-3:
         raise SystemExit("the HF copy does not compute seqlab's model: not timing")
-
-    encoded = [pre.encode_src(src) for src, _ in pairs]
-    order = sorted(range(len(pairs)), key=lambda i: len(encoded[i]))  # as `seqlab translate` batches
-    batches = [pad_sources([encoded[i] for i in order[k:k + args.batch_size]], torch.device("cpu"))
-               for k in range(0, len(order), args.batch_size)]
-    references = [pairs[i][1] for i in order]
-    searches = {"seqlab": lambda beam, rule: (lambda s, m: decode_seqlab(model, vocab, s, m, beam, rule[0])),
-                "hf": lambda beam, rule: (lambda s, m: decode_hf(hf, vocab, s, m, beam, rule[1]))}
-    for name, search in searches.items():  # warm-up: allocator, kernels
-        search(BEAM, STOPPING["beam5"])(*[t[:2] for t in batches[0]])
+    batches, references = length_sorted_batches(pre, pairs, args.batch_size)
     results = {}
-    for label, beam in (("greedy", 1), ("beam5", BEAM), ("beam5_exact", BEAM)):
-        rule = STOPPING.get(label, STOPPING["beam5"])
-        passes = {name: [] for name in searches}
-        outputs = {}
-        for round_index in range(args.rounds):
-            names = list(searches) if round_index % 2 == 0 else list(searches)[::-1]
-            for name in names:
-                wall, cpu, outputs[name] = timed_pass(searches[name](beam, rule), batches)
-                passes[name].append((wall, cpu))
-                print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
-        figures = {}
-        for name in searches:
-            cpus, walls = [c for _, c in passes[name]], [w for w, _ in passes[name]]
-            bleu, signature = corpus_bleu(pre, outputs[name], references)
-            figures[name] = {"sentences_per_cpu_second": len(pairs) / statistics.median(cpus),
-                             "sentences_per_second": len(pairs) / statistics.median(walls),
-                             "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls, "bleu": bleu,
-                             "output_tokens": sum(len(row) for row in outputs[name])}
-        same = sum(a == b for a, b in zip(outputs["seqlab"], outputs["hf"]))
-        results[label] = {**figures, "bleu_signature": signature, "identical_outputs": same,
-                          "ratio_cpu": figures["seqlab"]["sentences_per_cpu_second"]
-                          / figures["hf"]["sentences_per_cpu_second"],
-                          "ratio_cpu_by_round": [h[1] / s[1] for s, h in zip(passes["seqlab"], passes["hf"])],
-                          "ratio_wall": figures["seqlab"]["sentences_per_second"]
-                          / figures["hf"]["sentences_per_second"]}
-    print(f"\n{len(pairs)} test sentences, batches of {args.batch_size} sorted by length, one thread, CPU time, "
-          f"median of {args.rounds} rounds")
-    print(f"{'':10}{'seqlab sent/CPU-s':>19}{'HF sent/CPU-s':>15}{'ratio':>8}{'by round':>20}"
-          f"{'BLEU seqlab / HF':>19}{'identical':>11}")
-    for label, row in results.items():
-        by_round = ", ".join(f"{r:.2f}" for r in row["ratio_cpu_by_round"])
-        print(f"{label:10}{row['seqlab']['sentences_per_cpu_second']:>19.1f}{row['hf']['sentences_per_cpu_second']:>15.1f}"
-              f"{row['ratio_cpu']:>7.2f}x{by_round:>20}{row['seqlab']['bleu']:>11.2f} / {row['hf']['bleu']:<6.2f}"
-              f"{row['identical_outputs']:>6}/{len(pairs)}")
+    for label, (beam, (ours, theirs)) in SEARCHES.items():
+        decoders = {"seqlab": lambda s, m: decode_seqlab(model, vocab, s, m, beam, ours),
+                    "hf": lambda s, m: decode_hf(hf, vocab, s, m, beam, theirs)}
+        for decode in decoders.values():  # warm-up: allocator, kernels
+            decode(*(t[:2] for t in batches[0]))
+        results[label] = compare(label, decoders, batches, pre, references, args.rounds)
+    print_table(results, len(pairs), args.batch_size, args.rounds)
     threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
-    import transformers
-
     report = {"command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]),
               "commit": git_commit(), "model_dir": args.model_dir, "checkpoint": str(loaded.checkpoint),
               "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
@@ -268,8 +284,6 @@ def main() -> int:
                           "loadavg_after": os.getloadavg()},
               "sentences": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds,
               "largest_logit_difference": difference, "wall_seconds": time.time() - start, "results": results}
-    from seqlab.utils import atomic_write
-
     with atomic_write(Path(args.out)) as handle:
         handle.write(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}\nreproduce: {report['command']}")

@@ -8,8 +8,9 @@ best by summed log-prob.  Everything else is bookkeeping in ``_Beams``:
 * hypotheses are ranked by  log p(y_1..y_L) / lp(L)  (``penalties.length_normaliser``), L counting <eos>;
 * a sentence is done when it has K finished hypotheses and its best live beam can no longer beat the K-th of
   them (``config.beam_stopping``: even at the full step budget, the exact rule; or at its current length, HF's
-  default; or at once, fairseq's), or when its step budget is spent (live beams are then finished as they are).  Done sentences leave the
-  batch (``state.reorder`` to fewer rows), so a sentence's result never depends on its batch mates.
+  default; or at once, fairseq's), or when its step budget is spent (live beams are then finished as they are).
+  Done sentences leave the batch (``state.reorder`` to fewer rows), so a sentence's result never depends on its
+  batch mates.
 
 Rows are laid out sentence-major: row a*K + k is beam k of active sentence a.
 """

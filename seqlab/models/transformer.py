@@ -157,9 +157,10 @@ class TransformerDecoder(nn.Module):
     def hidden(self, ids: torch.Tensor, offset: int = 0, self_mask: torch.Tensor | None = None,
                is_causal: bool = False, past: tuple[KVCache, ...] | None = None,
                memory_kv: tuple[KeyValue, ...] | None = None, memory_mask: torch.Tensor | None = None,
-               packing: Packing | None = None, memory_group: int = 1) -> tuple[torch.Tensor, tuple[KeyValue, ...]]:
+               packing: Packing | None = None, memory_group: int = 1,
+               ) -> tuple[torch.Tensor, tuple[KeyValue | KVCache, ...]]:
         """ids (B, T) at positions offset.. -> final hidden states (B, T, D), or (N, D) real rows with
-        ``packing``, and the per-layer self-attention K/V.  memory_group: rows per memory row (TransformerState)."""
+        ``packing``, and the per-layer self-attention K/V (``KVCache``s when ``past`` is given).  memory_group: rows per memory row (TransformerState)."""
         x = self.embedding(ids, offset, packing)  # (B, T, D) or (N, D)
         cache = []
         for index, layer in enumerate(self.layers):

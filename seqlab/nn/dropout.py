@@ -11,6 +11,8 @@ per element kept for backward instead of a 4-byte float).  The twin is F.dropout
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,9 +23,7 @@ _LEVELS = 1 << 16
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str | None = None,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
     """-> (bool mask of ``shape``, True = keep, with P(keep) = 1 - p_used; p_used, the drop probability used)."""
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     threshold = round(p * _LEVELS)  # uniforms in [0, threshold) drop: P = threshold / 2^16
     words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(1 << 63), None, generator=generator)  # all 64 bits uniform
@@ -33,9 +33,9 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.devic
 
 def dropout16(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training-mode dropout of ``x`` with drop probability ``p`` (0 <= p < 1)."""
-    keep, p_used = keep_mask(x.shape, p, x.device, generator)
-    if p_used == 0.0:
+    if round(p * _LEVELS) == 0:  # nothing would be dropped: draw no mask
         return x
+    keep, p_used = keep_mask(x.shape, p, x.device, generator)
     return (x * keep).mul_(1.0 / (1.0 - p_used))
 
 

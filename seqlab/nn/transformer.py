@@ -417,10 +417,10 @@ class DecoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, self_mask: torch.Tensor | None = None, is_causal: bool = False,
                 past: KVCache | None = None, memory_kv: KeyValue | None = None,
                 memory_mask: torch.Tensor | None = None, packing: Packing | None = None, memory_group: int = 1,
-                ) -> tuple[torch.Tensor, KeyValue]:
-        """x (B, T, D) or (N, D) with ``packing`` -> shaped like x, and this layer's self-attention (k, v)
-        including ``past``.  ``memory_group``: rows of x per memory row (``CrossAttention``'s ``group``)."""
-        cache: list[KeyValue] = []
+                ) -> tuple[torch.Tensor, KeyValue | KVCache]:
+        """x (B, T, D) or (N, D) with ``packing`` -> shaped like x, and this layer's self-attention keys/values:
+        (k, v), or ``past`` with this call's positions appended.  ``memory_group``: rows of x per memory row (``CrossAttention``'s ``group``)."""
+        cache: list[KeyValue | KVCache] = []
 
         def attend_self(h: torch.Tensor) -> torch.Tensor:
             output, kv = self.self_attention(h, self_mask, is_causal, past, packing)
