@@ -22,6 +22,7 @@ from seqlab.decoding.sampling import sample
 from seqlab.errors import CheckpointError
 from seqlab.models.base import PAD_ID, Seq2SeqBatch
 from seqlab.models.build import build_seq2seq
+from seqlab.precision import parse_dtype
 from seqlab.train.checkpoint import find_checkpoint, load_checkpoint
 from seqlab.train.loss import corpus_nll
 
@@ -34,8 +35,11 @@ class LoadedModel:
     checkpoint: Path
 
 
-def load_model_dir(model_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model of ``model_dir`` from its checkpoint alone (no data files needed)."""
+def load_model_dir(model_dir: str | Path, which: str = "best", device: str | torch.device = "cpu",
+                   dtype: str | torch.dtype | None = None) -> LoadedModel:
+    """Rebuild the model of ``model_dir`` from its checkpoint alone (no data files needed).  ``dtype``
+    ("float32" | "bfloat16", or None for the checkpoint's): the weights' dtype for inference (seqlab.precision)."""
+    dtype = parse_dtype(dtype)
     path = find_checkpoint(model_dir, which)
     payload = load_checkpoint(path)
     extra = payload.get("extra") or {}
@@ -56,7 +60,7 @@ def load_model_dir(model_dir: str | Path, which: str = "best", device: str | tor
         model.load_state_dict(payload["model"])
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the saved config ({str(error).splitlines()[0]})") from None
-    model.to(device).eval()
+    model.to(device=device, dtype=dtype).eval()
     return LoadedModel(model, preprocessing, config, path)
 
 

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="weights' dtype for decoding; bfloat16 is faster on CPUs with AMX / AVX-512 BF16")
 
 
 def decode_config_from_args(base, args: argparse.Namespace):
@@ -98,7 +100,7 @@ def load_models(args: argparse.Namespace) -> list:
     dirs = ([args.model_dir] if args.model_dir else []) + (args.models or [])
     if not dirs:
         raise SeqlabError("translate: give a MODEL_DIR or --models DIR [DIR ...]")
-    models = [load_model_dir(d, args.checkpoint, args.device) for d in dirs]
+    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype) for d in dirs]
     first = models[0].preprocessing.to_dict()
     for directory, loaded in zip(dirs[1:], models[1:]):
         if loaded.preprocessing.to_dict() != first:

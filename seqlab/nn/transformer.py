@@ -221,8 +221,9 @@ def causal_mask(length: int, device: torch.device | str | None = None) -> torch.
 
 
 def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                        is_causal: bool = False) -> torch.Tensor:
-    """The readable twin of SDPA: softmax(q k^T / sqrt(Dh)) v, masked scores set to -inf before the softmax.
+                        is_causal: bool = False, dropout: float = 0.0) -> torch.Tensor:
+    """The readable twin of SDPA: softmax(q k^T / sqrt(Dh)) v, masked scores set to -inf before the softmax,
+    ``dropout`` (training only) on the attention weights.
 
     q (B, H, T, Dh), k and v (B, H, S, Dh), mask broadcastable to (B, H, T, S), True = may attend -> (B, H, T, Dh).
     """
@@ -231,7 +232,10 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
         scores = scores.masked_fill(~causal_mask(q.size(-2), q.device), float("-inf"))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+    weights = torch.softmax(scores, dim=-1)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    return weights @ v
 
 
 # Up to this many queries per row, inference takes the explicit path (a decoding step has 1, or K beams that
@@ -241,8 +245,16 @@ FEW_QUERIES = 8
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool,
            dropout: float) -> torch.Tensor:
-    """SDPA, except for a few queries per row at inference (a decoding step): there the fused CPU kernel's
-    set-up costs twice the three small ops of ``attention_reference`` (docs/PERFORMANCE.md).  Shapes as SDPA's."""
+    """SDPA, except where the explicit ``attention_reference`` is faster (docs/PERFORMANCE.md):
+
+    * a few queries per row at inference (a decoding step): the fused CPU kernel's set-up costs twice the three
+      small ops;
+    * bfloat16 on the CPU (``train.precision: bf16``, bf16 decoding): the CPU flash kernel runs 5-7x slower in
+      bf16 than in fp32, its backward above all, and the explicit bf16 path is faster than either.
+
+    Shapes as SDPA's."""
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        return attention_reference(q, k, v, mask, is_causal, dropout)
     if q.size(-2) <= FEW_QUERIES and dropout == 0.0 and not is_causal and not torch.is_grad_enabled():
         return attention_reference(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)

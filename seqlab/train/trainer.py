@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from seqlab.errors import ConfigError
+from seqlab.precision import autocast, check_precision
 from seqlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from seqlab.train.optim import build_optimizer, build_scheduler
 
@@ -39,6 +40,7 @@ class TrainConfig:
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int = 0  # 0 = PyTorch's default
+    precision: str = "fp32"  # fp32 | bf16: forward and loss under bfloat16 autocast, fp32 weights (seqlab.precision)
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -84,6 +86,7 @@ class TrainConfig:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        check_precision(self.precision, "precision")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer: must be adam, adamw or sgd, got {self.optimizer!r}")
         schedules = ("constant", "step", "exponential", "warmup_linear", "inverse_sqrt", "noam", "plateau")
@@ -200,12 +203,14 @@ class Trainer:
         bar.close()
 
     def train_step(self, batch: Any) -> float:
-        """One update: loss sum / count -> backward -> clip -> optimiser and schedule step."""
+        """One update: loss sum / count -> backward -> clip -> optimiser and schedule step.  With ``precision``
+        bf16 the loss is computed under autocast; backward leaves it (as torch.autocast asks)."""
         self.model.train()
         if hasattr(self.task, "set_step"):  # e.g. scheduled sampling's decaying ε
             self.task.set_step(self.progress.step)
         batch = batch.to(self.device)
-        loss_sum, count = self.task.loss(self.model, batch)
+        with autocast(self.device, self.config.precision):
+            loss_sum, count = self.task.loss(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         (loss_sum / max(count, 1)).backward()  # normalised once per update
         if self.config.clip_value > 0:

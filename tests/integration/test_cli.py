@@ -80,6 +80,8 @@ def test_translate_keeps_one_line_per_input_line(trained, tmp_path):
     assert lines[0] == "j'ai froid." and lines[2] == "il est calme."  # memorised pairs, detokenized
     beam = seqlab("translate", trained, "--beam", "3", "--nbest", "2", stdin="go .\n")
     assert beam.returncode == 0 and len(beam.stdout.strip().split("\t")) == 4
+    bf16 = seqlab("translate", trained, "-i", source, "--dtype", "bfloat16")  # weights cast for decoding
+    assert bf16.returncode == 0 and bf16.stdout == result.stdout, bf16.stderr
 
 
 def test_evaluate_reports_bleu_with_signature_and_perplexity(trained):
