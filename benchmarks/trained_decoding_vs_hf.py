@@ -31,7 +31,9 @@ minutes on one thread:
         --model-dir runs/multi30k_transformer_postln
 
 (the venv with transformers 5.23.0 beside torch 2.13.0: see ``transformer_vs_hf.py``).  Writes
-benchmarks/results/trained_decoding_vs_hf.json.
+benchmarks/results/trained_decoding_vs_hf.json.  ``--dtype bfloat16`` casts both models' weights to bfloat16 after
+the fp32 logit check (HF's ``torch_dtype=torch.bfloat16``, ``seqlab translate --dtype bfloat16``) and writes
+``trained_decoding_vs_hf_bf16.json``; the two then round differently, so fewer outputs are identical.
 """
 
 from __future__ import annotations
@@ -246,8 +248,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(RESULT))
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: both models' weights cast after the fp32 logit check "
+                             "(default --out then trained_decoding_vs_hf_bf16.json)")
+    parser.add_argument("--out")
     args = parser.parse_args()
+    args.out = args.out or str(RESULT if args.dtype == "float32" else RESULT.with_name(f"{RESULT.stem}_bf16.json"))
     torch.set_num_threads(args.threads)
     start, load_before = time.time(), os.getloadavg()
 
@@ -266,6 +272,7 @@ def main() -> int:
     print(f"largest |logit difference| seqlab vs HF on 16 teacher-forced test pairs: {difference:.2e}")
     if difference > 1e-3:
         raise SystemExit("the HF copy does not compute seqlab's model: not timing")
+    model.to(getattr(torch, args.dtype)), hf.to(getattr(torch, args.dtype))
     batches, references = length_sorted_batches(pre, pairs, args.batch_size)
     results = {}
     for label, (beam, (ours, theirs)) in SEARCHES.items():
@@ -282,7 +289,7 @@ def main() -> int:
                           "torch": torch.__version__, "transformers": transformers.__version__,
                           "torch_threads": args.threads, "loadavg_before": load_before,
                           "loadavg_after": os.getloadavg()},
-              "sentences": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds,
+              "dtype": args.dtype, "sentences": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds,
               "largest_logit_difference": difference, "wall_seconds": time.time() - start, "results": results}
     with atomic_write(Path(args.out)) as handle:
         handle.write(json.dumps(report, indent=2) + "\n")

@@ -33,7 +33,15 @@ ones to trust under load):
 * peak RSS after the training steps with the implementation's own loss (seqlab's variants come later), and of
   the whole worker.
 
-``--peers hf,joeynmt,fairseq`` picks the peers (default: all that import); a peer that is missing or fails is
+``--dtype bfloat16`` runs everything in bfloat16 instead, for every implementation alike: training steps under
+``torch.autocast`` (fp32 weights and optimiser, as seqlab's ``train.precision: bf16`` and HF's
+``Trainer(bf16=True)``), decoding with the weights cast (``model.to(torch.bfloat16)``, as HF's ``torch_dtype=``
+and ``seqlab translate --dtype bfloat16``), MFU against the bf16 matmul peak; it writes
+``transformer_vs_hf_bf16.json``.  The ``hf_eager`` peer is HF with ``attn_implementation="eager"``: in bf16 on the
+CPU PyTorch's flash-attention kernel (HF's SDPA path) is 5-7x slower than in fp32, so HF's own explicit attention
+is its faster choice there.
+
+``--peers hf,hf_eager,joeynmt,fairseq`` picks the peers (default: all that import); a peer that is missing or fails is
 reported as n/a.  The peers need a separate venv so the main environment's torch stays put; every install is
 ``--no-deps`` (pip must never pull another torch).  What worked beside torch 2.13.0 on Python 3.11:
 
@@ -155,7 +163,8 @@ def training_batch(src: list[list[int]], tgt: list[list[int]], target_tokens: in
 
 # ------------------------------------------------------------------------------------------------ models
 # (pad, bos, eos, unk) ids of each implementation; the benchmark's own are seqlab's.
-SPECIAL_IDS = {"seqlab": (PAD, BOS, EOS, UNK), "hf": (PAD, BOS, EOS, UNK), "joeynmt": (1, 2, 3, 0),
+SPECIAL_IDS = {"seqlab": (PAD, BOS, EOS, UNK), "hf": (PAD, BOS, EOS, UNK), "hf_eager": (PAD, BOS, EOS, UNK),
+               "joeynmt": (1, 2, 3, 0),
                "fairseq": (1, 0, 2, 3)}
 
 
@@ -175,7 +184,7 @@ def build_seqlab() -> torch.nn.Module:
     return TransformerSeq2Seq(config, DIMS["vocab"], DIMS["vocab"])
 
 
-def build_hf() -> torch.nn.Module:
+def build_hf(attention: str = "sdpa") -> torch.nn.Module:
     from transformers import MarianConfig, MarianMTModel
 
     config = MarianConfig(vocab_size=DIMS["vocab"], d_model=DIMS["d_model"], encoder_layers=DIMS["layers"],
@@ -185,8 +194,14 @@ def build_hf() -> torch.nn.Module:
                           attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True,
                           share_encoder_decoder_embeddings=True, tie_word_embeddings=True, pad_token_id=PAD,
                           eos_token_id=EOS, decoder_start_token_id=BOS, forced_eos_token_id=None,
-                          attn_implementation="sdpa")
+                          attn_implementation=attention)
     return MarianMTModel(config)
+
+
+def build_hf_eager() -> torch.nn.Module:
+    """HF with its explicit attention: in bfloat16 on the CPU the faster of HF's two (its SDPA path runs
+    PyTorch's flash kernel, 5-7x slower in bf16 than in fp32 here); in fp32 the same model as ``hf``."""
+    return build_hf("eager")
 
 
 def build_joeynmt() -> torch.nn.Module:
@@ -344,16 +359,17 @@ def decode_fairseq(model, src_ids: torch.Tensor, src_mask: torch.Tensor, length:
 Impl = collections.namedtuple("Impl", "label module build loss decode")
 IMPLS = {"seqlab": Impl("seqlab", "seqlab", build_seqlab, loss_seqlab, decode_seqlab),
          "hf": Impl("HF Marian", "transformers", build_hf, loss_hf, decode_hf),
+         "hf_eager": Impl("HF eager", "transformers", build_hf_eager, loss_hf, decode_hf),
          "joeynmt": Impl("JoeyNMT", "joeynmt", build_joeynmt, loss_joeynmt, decode_joeynmt),
          "fairseq": Impl("fairseq", "fairseq", build_fairseq, loss_fairseq, decode_fairseq)}
 PEERS = [name for name in IMPLS if name != "seqlab"]
 
 
 # ------------------------------------------------------------------------------------------------ measurements
-def time_training(model, loss_function, batch: dict[str, torch.Tensor],
-                  steps: int) -> tuple[list[float], list[float]]:
+def time_training(model, loss_function, batch: dict[str, torch.Tensor], steps: int,
+                  dtype: torch.dtype = torch.float32) -> tuple[list[float], list[float]]:
     """-> (wall seconds, process CPU seconds) of each timed step, after two warm-up steps (allocator, kernels)."""
-    return time_training_interleaved(model, {"": loss_function}, batch, steps, warmup=2)[""]
+    return time_training_interleaved(model, {"": loss_function}, batch, steps, warmup=2, dtype=dtype)[""]
 
 
 DECODE_BUDGET_CPU_SECONDS = 90  # no further pass after this: one pass of a slow peer already averages out noise
@@ -386,10 +402,10 @@ def time_decoding(impl: str, model, sentences: list[list[int]], beam_size: int, 
     return len(sentences) / min(walls), len(sentences) / min(cpus)
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 7) -> float:
-    """fp32 GFLOP/s per CPU second of a large square torch.mm (2 n^3 FLOPs), best of ``repeats``: the usable
-    peak of this many threads.  CPU time, like the MFU figures, so other jobs' load does not lower it."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak_gflops(size: int = 2048, repeats: int = 7, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s per CPU second of a large square torch.mm (2 n^3 FLOPs) in ``dtype``, best of ``repeats``: the
+    usable peak of this many threads.  CPU time, like the MFU figures, so other jobs' load does not lower it."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
     best = min(_cpu_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * size ** 3 / best / 1e9
@@ -418,17 +434,20 @@ def training_flops(src_lens: torch.Tensor, tgt_lens: torch.Tensor) -> float:
 
 
 def time_training_interleaved(model, loss_functions: dict, batch: dict[str, torch.Tensor], steps: int,
-                              warmup: int = 1) -> dict[str, tuple[list[float], list[float]]]:
+                              warmup: int = 1, dtype: torch.dtype = torch.float32,
+                              ) -> dict[str, tuple[list[float], list[float]]]:
     """Forward + backward + Adam steps for several losses of one model, their steps alternating (after
     ``warmup`` untimed rounds), so that the other jobs' load falls on all of them alike:
-    {name: (wall seconds, CPU seconds)}."""
+    {name: (wall seconds, CPU seconds)}.  ``dtype`` bfloat16: the loss under ``torch.autocast`` (fp32 weights),
+    what seqlab's ``train.precision: bf16`` and HF's ``Trainer(bf16=True)`` do on the CPU."""
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)  # PyTorch defaults for all
     times = {name: ([], []) for name in loss_functions}
     for step in range(steps + warmup):
         for name, loss_function in loss_functions.items():
             wall, cpu = time.perf_counter(), time.process_time()
-            loss = loss_function(model, batch)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                loss = loss_function(model, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -461,6 +480,7 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
     real_tgt = batch["tgt_out"] != PAD
     impl_batch = {key: value if key == "src_mask" else to_impl_ids(value, impl) for key, value in batch.items()}
     model = IMPLS[impl].build()
+    dtype = getattr(torch, args.dtype)
     (b, s), t = batch["src_ids"].shape, batch["tgt_in"].size(1)
     target_tokens = int(real_tgt.sum())
     sentences = test_src[:args.sentences]
@@ -468,14 +488,16 @@ def run_worker(impl: str, args: argparse.Namespace) -> dict:
               "batch_shape": [[b, s], [b, t]],
               "target_padding_fraction": 1 - target_tokens / (b * t),
               "source_padding_fraction": 1 - int(batch["src_mask"].sum()) / (b * s),
-              **training_figures(time_training(model, IMPLS[impl].loss, impl_batch, args.steps), batch, real_tgt)}
+              **training_figures(time_training(model, IMPLS[impl].loss, impl_batch, args.steps, dtype), batch,
+                                 real_tgt)}
     # peak RSS of the training steps with the implementation's own loss (the variants below come after it)
     result["peak_rss_mib_training"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if impl == "seqlab":  # its three losses against each other, steps alternating (after the RSS reading)
         variants = {"_fused_ab": loss_seqlab, "_logits": loss_seqlab_logits, "_packed_loss": loss_seqlab_packed}
-        timed = time_training_interleaved(model, variants, batch, args.steps)
+        timed = time_training_interleaved(model, variants, batch, args.steps, dtype=dtype)
         for suffix in variants:
             result.update(training_figures(timed[suffix], batch, real_tgt, suffix))
+    model.to(dtype)  # decoding in bfloat16: the weights cast, as HF's torch_dtype= and seqlab's --dtype do
     for name, beam_size in (("greedy", 1), ("beam5", 5)):
         wall, cpu = time_decoding(impl, model, sentences, beam_size, args.decode_length, 50)
         result.update({f"{name}_sentences_per_second": wall, f"{name}_sentences_per_cpu_second": cpu})
@@ -501,7 +523,8 @@ def launch(impl: str, args: argparse.Namespace) -> dict | None:
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         command = [sys.executable, __file__, "--worker", impl, "--out", out.name, "--steps", str(args.steps),
                    "--batch-tokens", str(args.batch_tokens), "--sentences", str(args.sentences),
-                   "--decode-length", str(args.decode_length), "--threads", str(args.threads)]
+                   "--decode-length", str(args.decode_length), "--threads", str(args.threads),
+                   "--dtype", args.dtype]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         if subprocess.run(command, env=env).returncode != 0:
             print(f"[{impl}] worker failed (is {IMPLS[impl].module} installed? see this file's docstring)")
@@ -569,13 +592,14 @@ def fmt(x: float | None, percent: bool = False) -> str:
     return f"{x:.1%}" if percent else f"{x:,.3f}" if isinstance(x, float) and x < 10 else f"{x:,.0f}"
 
 
-def print_table(results: dict[str, dict | None], peak: float) -> dict[str, dict[str, float | None]]:
+def print_table(results: dict[str, dict | None], peak: float, dtype: str) -> dict[str, dict[str, float | None]]:
     """Print the comparison, one column per implementation and one seqlab/peer ratio per peer;
     -> the ratios by peer and seqlab key."""
     seqlab = results.get("seqlab") or {}
     peers = {name: results.get(name) or {} for name in PEERS}
     print(f"\n{'':24}" + "".join(f"{IMPLS[name].label:>12}" for name in IMPLS)
-          + "".join(f"{'seqlab/' + IMPLS[name].label.split()[0]:>16}" for name in PEERS))
+          + "".join(f"{'seqlab/' + IMPLS[name].label.replace(' Marian', '').replace(' ', '-'):>16}"
+                    for name in PEERS))
     ratios = {name: {} for name in PEERS}
     for label, key, peer_key in ROWS:
         cells = [fmt(result.get(column_key), key.startswith("mfu"))
@@ -584,7 +608,7 @@ def print_table(results: dict[str, dict | None], peak: float) -> dict[str, dict[
             ratios[name][key] = ratio(seqlab.get(key), peers[name].get(peer_key))
         print(f"{label:24}" + "".join(f"{cell:>12}" for cell in cells)
               + "".join(f"{fmt(ratios[name][key]):>16}" for name in PEERS))
-    print(f"MFU: useful FLOPs per CPU second / {peak:.1f} GFLOP/s (fp32 torch.mm peak of one thread)")
+    print(f"MFU: useful FLOPs per CPU second / {peak:.1f} GFLOP/s ({dtype} torch.mm peak of one thread)")
     return ratios
 
 
@@ -599,6 +623,9 @@ def main() -> int:
                         help="run every worker this many times, order alternating; figures are the medians")
     parser.add_argument("--peers", default=",".join(PEERS),
                         help=f"comma-separated, of {','.join(PEERS)} (default: all; those not installed are n/a)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="bfloat16: training under autocast and decoding with bf16 weights, for every "
+                             "implementation; MFU against the bf16 matmul peak; writes transformer_vs_hf_bf16.json")
     parser.add_argument("--worker", choices=list(IMPLS), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -610,7 +637,8 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(run_worker(args.worker, args)))
         return 0
     start, load_before = time.time(), os.getloadavg()
-    peaks = [matmul_peak_gflops()]
+    dtype = getattr(torch, args.dtype)
+    peaks = [matmul_peak_gflops(dtype=dtype)]
     order = ["seqlab", *importable_peers(requested)]
     rounds = []
     for round_index in range(args.rounds):  # alternate the order, so drifting load hits every implementation
@@ -618,13 +646,13 @@ def main() -> int:
         rounds.append({impl: launch(impl, args) for impl in (order if round_index % 2 == 0 else order[::-1])})
     results = {impl: median_of_rounds([each[impl] for each in rounds]) for impl in order}
     results.update({name: None for name in PEERS if name not in results})  # not requested or not installed
-    peaks.append(matmul_peak_gflops())  # before and after: the best is the least disturbed by other jobs
+    peaks.append(matmul_peak_gflops(dtype=dtype))  # before and after: the best is the least disturbed by other jobs
     peak = max(peaks)
     for result in results.values():
         for suffix in ("", "_fused_ab", "_logits", "_packed_loss"):
             if result and f"useful_gflops_per_cpu_second{suffix}" in result:
                 result[f"mfu{suffix}"] = result[f"useful_gflops_per_cpu_second{suffix}"] / peak
-    ratios = print_table(results, peak)
+    ratios = print_table(results, peak, args.dtype)
     threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
     report = {
         "command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]), "commit": git_commit(),
@@ -632,15 +660,16 @@ def main() -> int:
                     "torch": torch.__version__, "torch_threads": args.threads,
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                     "note": "shared 2-core machine; other jobs may run beside it (see loadavg)"},
-        "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks, "wall_seconds": time.time() - start,
+        "dtype": args.dtype, "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks, "wall_seconds": time.time() - start,
         "dims": DIMS, "peers_requested": requested, "ratios_seqlab_over_hf": ratios["hf"],
         "ratios_seqlab_over_peers": ratios, "results": results,
     }
     from seqlab.utils import atomic_write
 
-    with atomic_write(RESULT) as handle:
+    result_path = RESULT if args.dtype == "float32" else RESULT.with_name(f"{RESULT.stem}_bf16.json")
+    with atomic_write(result_path) as handle:
         handle.write(json.dumps(report, indent=2) + "\n")
-    print(f"load average before {load_before}, after {report['machine']['loadavg_after']}; wrote {RESULT}")
+    print(f"load average before {load_before}, after {report['machine']['loadavg_after']}; wrote {result_path}")
     print("reproduce:", report["command"])
     return 0
 
