@@ -26,7 +26,7 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.models.base import PAD_ID, TensorState, reorder_value, step_log_probs
-from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, KVCache, Packing,
+from seqlab.nn.transformer import (ACTIVATIONS, BufferPool, DecoderLayer, EncoderLayer, KeyValue, KVCache, Packing,
                                    TokenEmbedding, causal_mask, init_transformer_weights, padding_to_attention_mask)
 
 POSITIONS = ("sinusoidal", "learned", "none")
@@ -172,8 +172,8 @@ class TransformerDecoder(nn.Module):
     def empty_state(self, batch_size: int, memory_kv: tuple[KeyValue, ...] | None,
                     memory_mask: torch.Tensor | None) -> TransformerState:
         """A state before the first token: empty ``KVCache``s, which the steps append to."""
-        heads = self.config.num_heads
-        cache = tuple(KVCache.empty(batch_size, heads, self.config.d_model // heads, self.output.weight)
+        heads, pool = self.config.num_heads, BufferPool()
+        cache = tuple(KVCache.empty(batch_size, heads, self.config.d_model // heads, self.output.weight, pool=pool)
                       for _ in self.layers)
         return TransformerState(cache, memory_kv, memory_mask, 0)
 

@@ -287,6 +287,34 @@ def test_kv_cache_states_are_values():
     torch.testing.assert_close(after_second, fresh_second, rtol=1e-4, atol=1e-5)
 
 
+def test_reorder_recycles_buffers_only_once_no_cache_refers_to_them():
+    """A reorder copies into buffers from the state's pool: those of a dead reordered cache are reused (no fresh
+    pages), those of a live one never are, so every live cache keeps its keys and values."""
+    from seqlab.nn.transformer import BufferPool, KVCache
+
+    torch.manual_seed(0)
+    pool = BufferPool()
+    cache = KVCache.empty(4, 2, 3, torch.zeros(1), capacity=8, pool=pool)
+    with torch.no_grad():
+        for _ in range(5):
+            cache = cache.append(torch.randn(4, 2, 1, 3), torch.randn(4, 2, 1, 3))
+        index = torch.tensor([3, 3, 0, 1])
+        first = cache.reorder(index)
+        kept = first.keys.clone(), first.values.clone()
+        second = first.reorder(index)  # ``first`` alive: fresh buffers
+        assert second.key_buffer.data_ptr() != first.key_buffer.data_ptr() and not pool.free
+        pointer = second.key_buffer.data_ptr()
+        third = first.reorder(torch.tensor([0, 1, 2, 3]))
+        del second  # its buffers go back to the pool ...
+        assert len(pool.free) == 2
+        fourth = third.reorder(index)  # ... and the next reorder of that shape copies into them
+        assert pointer in (fourth.key_buffer.data_ptr(), fourth.value_buffer.data_ptr()) and not pool.free
+    torch.testing.assert_close(first.keys, kept[0], rtol=0, atol=0)
+    torch.testing.assert_close(first.values, kept[1], rtol=0, atol=0)
+    torch.testing.assert_close(fourth.keys, cache.keys[[3, 3, 0, 1]][[3, 3, 0, 1]], rtol=0, atol=0)
+    torch.testing.assert_close(third.values, first.values, rtol=0, atol=0)
+
+
 def test_cached_steps_with_autograd_recording():
     """Steps under autograd (scheduled sampling trains through them) take the copying path: the gradients of
     the stepped log-probs equal those of the forward pass."""
