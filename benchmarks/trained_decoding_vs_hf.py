@@ -237,7 +237,8 @@ def print_table(results: dict, sentences: int, batch_size: int, rounds: int) -> 
     for label, row in results.items():
         by_round = ", ".join(f"{r:.2f}" for r in row["ratio_cpu_by_round"])
         ours, theirs = row["seqlab"]["sentences_per_cpu_second"], row["hf"]["sentences_per_cpu_second"]
-        print(f"{label:12}{ours:>19.1f}{theirs:>15.1f}{row['ratio_cpu']:>7.2f}x{by_round:>20}{row['seqlab']['bleu']:>11.2f} / {row['hf']['bleu']:<6.2f}"
+        bleu = f"{row['seqlab']['bleu']:>11.2f} / {row['hf']['bleu']:<6.2f}"
+        print(f"{label:12}{ours:>19.1f}{theirs:>15.1f}{row['ratio_cpu']:>7.2f}x{by_round:>20}{bleu}"
               f"{row['identical_outputs']:>6}/{sentences}")
 
 

@@ -71,7 +71,8 @@ reported as n/a.  The peers need a separate venv so the main environment's torch
     /work/venv-bench/bin/python -c "import torch; print(torch.__version__)"      # still 2.13.0+cpu
 
     cd /work/main      # the repository root; then ~50 minutes on one core (3 rounds, all peers; --peers hf: 20):
-    PYTHONPATH=. OMP_NUM_THREADS=1 /work/venv-bench/bin/python benchmarks/transformer_vs_hf.py --sentences 500 --rounds 3
+    PYTHONPATH=. OMP_NUM_THREADS=1 /work/venv-bench/bin/python benchmarks/transformer_vs_hf.py \
+        --sentences 500 --rounds 3
 
 (OpenNMT-py 3.5 is not a peer: it requires torch < 2.3.)  Writes benchmarks/results/transformer_vs_hf.json.
 """
@@ -660,7 +661,8 @@ def main() -> int:
                     "torch": torch.__version__, "torch_threads": args.threads,
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                     "note": "shared 2-core machine; other jobs may run beside it (see loadavg)"},
-        "dtype": args.dtype, "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks, "wall_seconds": time.time() - start,
+        "dtype": args.dtype, "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks,
+        "wall_seconds": time.time() - start,
         "dims": DIMS, "peers_requested": requested, "ratios_seqlab_over_hf": ratios["hf"],
         "ratios_seqlab_over_peers": ratios, "results": results,
     }

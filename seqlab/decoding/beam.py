@@ -136,7 +136,8 @@ class _Beams:
             row = int(cand_rows[sentence, position])
             weights = None
             if attention is not None:
-                past = self.attention[row] if self.attention is not None else attention.new_zeros((0, attention.size(-1)))
+                past = (self.attention[row] if self.attention is not None
+                        else attention.new_zeros((0, attention.size(-1))))
                 weights = past.cpu()  # rows for the tokens before <eos>
             self._add(sentence, self.history[row].tolist(), float(cand_scores[sentence, position]), step + 1,
                       weights)

@@ -160,7 +160,8 @@ class TransformerDecoder(nn.Module):
                packing: Packing | None = None, memory_group: int = 1,
                ) -> tuple[torch.Tensor, tuple[KeyValue | KVCache, ...]]:
         """ids (B, T) at positions offset.. -> final hidden states (B, T, D), or (N, D) real rows with
-        ``packing``, and the per-layer self-attention K/V (``KVCache``s when ``past`` is given).  memory_group: rows per memory row (TransformerState)."""
+        ``packing``, and the per-layer self-attention K/V (``KVCache``s when ``past`` is given).
+        ``memory_group``: decoder rows per memory row (``TransformerState.rows_per_memory``)."""
         x = self.embedding(ids, offset, packing)  # (B, T, D) or (N, D)
         cache = []
         for index, layer in enumerate(self.layers):

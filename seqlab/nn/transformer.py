@@ -480,7 +480,8 @@ class DecoderLayer(nn.Module):
                 memory_mask: torch.Tensor | None = None, packing: Packing | None = None, memory_group: int = 1,
                 ) -> tuple[torch.Tensor, KeyValue | KVCache]:
         """x (B, T, D) or (N, D) with ``packing`` -> shaped like x, and this layer's self-attention keys/values:
-        (k, v), or ``past`` with this call's positions appended.  ``memory_group``: rows of x per memory row (``CrossAttention``'s ``group``)."""
+        (k, v), or ``past`` with this call's positions appended.  ``memory_group``: rows of x per memory row
+        (``CrossAttention``'s ``group``)."""
         cache: list[KeyValue | KVCache] = []
 
         def attend_self(h: torch.Tensor) -> torch.Tensor:
