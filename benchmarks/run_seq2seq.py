@@ -107,10 +107,18 @@ def main() -> None:
                   "median_tokens_per_second": round(training_throughput(Path(config.model_dir)), 1)},
         "test_sentences": len(pairs), "test": results,
     }
-    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    from seqlab.utils import atomic_write
+
+    with atomic_write(ROOT / "benchmarks" / "results" / f"{args.name}.json") as handle:
+        handle.write(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    from seqlab.errors import SeqlabError
+
+    try:
+        main()
+    except SeqlabError as error:  # a bad --set key or config file: one line, as the CLI
+        print(f"run_seq2seq: error: {error}", file=sys.stderr)
+        sys.exit(2)
