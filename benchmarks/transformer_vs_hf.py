@@ -613,6 +613,31 @@ def print_table(results: dict[str, dict | None], peak: float, dtype: str) -> dic
     return ratios
 
 
+def write_report(args: argparse.Namespace, requested: list[str], results: dict, ratios: dict, peaks: list[float],
+                 start: float, load_before: tuple[float, float, float]) -> None:
+    """The JSON record of a run (command, commit, machine, figures), written atomically; printed where it went."""
+    peak = max(peaks)
+    threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    report = {
+        "command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]), "commit": git_commit(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                    "torch": torch.__version__, "torch_threads": args.threads,
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                    "note": "shared 2-core machine; other jobs may run beside it (see loadavg)"},
+        "dtype": args.dtype, "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks,
+        "wall_seconds": time.time() - start,
+        "dims": DIMS, "peers_requested": requested, "ratios_seqlab_over_hf": ratios["hf"],
+        "ratios_seqlab_over_peers": ratios, "results": results,
+    }
+    from seqlab.utils import atomic_write
+
+    result_path = RESULT if args.dtype == "float32" else RESULT.with_name(f"{RESULT.stem}_bf16.json")
+    with atomic_write(result_path) as handle:
+        handle.write(json.dumps(report, indent=2) + "\n")
+    print(f"load average before {load_before}, after {report['machine']['loadavg_after']}; wrote {result_path}")
+    print("reproduce:", report["command"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=7, help="timed training steps (after 2 warm-up steps)")
@@ -654,25 +679,7 @@ def main() -> int:
             if result and f"useful_gflops_per_cpu_second{suffix}" in result:
                 result[f"mfu{suffix}"] = result[f"useful_gflops_per_cpu_second{suffix}"] / peak
     ratios = print_table(results, peak, args.dtype)
-    threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
-    report = {
-        "command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]), "commit": git_commit(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": args.threads,
-                    "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-                    "note": "shared 2-core machine; other jobs may run beside it (see loadavg)"},
-        "dtype": args.dtype, "matmul_peak_gflops": peak, "matmul_peak_measurements": peaks,
-        "wall_seconds": time.time() - start,
-        "dims": DIMS, "peers_requested": requested, "ratios_seqlab_over_hf": ratios["hf"],
-        "ratios_seqlab_over_peers": ratios, "results": results,
-    }
-    from seqlab.utils import atomic_write
-
-    result_path = RESULT if args.dtype == "float32" else RESULT.with_name(f"{RESULT.stem}_bf16.json")
-    with atomic_write(result_path) as handle:
-        handle.write(json.dumps(report, indent=2) + "\n")
-    print(f"load average before {load_before}, after {report['machine']['loadavg_after']}; wrote {result_path}")
-    print("reproduce:", report["command"])
+    write_report(args, requested, results, ratios, peaks, start, load_before)
     return 0
 
 

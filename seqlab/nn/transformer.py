@@ -138,19 +138,20 @@ class KVCache:
 
     def reorder(self, index: torch.Tensor) -> "KVCache":
         """Row i of the result is row ``index[i]``: one copy of the filled positions."""
+        old = (self.key_buffer, self.value_buffer)
         if torch.is_grad_enabled() and self.key_buffer.requires_grad:  # out= is not differentiable
-            buffers = [buffer[:self.length].index_select(1, index) for buffer in (self.key_buffer, self.value_buffer)]
+            buffers = [buffer[:self.length].index_select(1, index) for buffer in old]
             return KVCache(*buffers, self.length, _Written(self.length), self._pool)
-        buffers = []
-        for buffer in (self.key_buffer, self.value_buffer):
-            flat = buffer.view(buffer.size(0), buffer.size(1), -1)  # (capacity, B, H*Dh): a faster copy than 4-d
+        flats = []  # (capacity, B', H*Dh) each: a faster copy than through the 4-d layout
+        for buffer in old:
+            flat = buffer.view(buffer.size(0), buffer.size(1), -1)
             shape = (flat.size(0), index.numel(), flat.size(2))
-            reordered = flat.new_empty(shape) if self._pool is None else self._pool.take(flat, *shape)
-            torch.index_select(flat[:self.length], 1, index, out=reordered[:self.length])
-            buffers.append(reordered.view(flat.size(0), index.numel(), *buffer.shape[2:]))
+            flats.append(flat.new_empty(shape) if self._pool is None else self._pool.take(flat, *shape))
+            torch.index_select(flat[:self.length], 1, index, out=flats[-1][:self.length])
         written = _Written(self.length)
         if self._pool is not None:
-            self._pool.recycle(written, *(buffer.view(buffer.size(0), buffer.size(1), -1) for buffer in buffers))
+            self._pool.recycle(written, *flats)
+        buffers = [flat.view(flat.size(0), flat.size(1), *buffer.shape[2:]) for flat, buffer in zip(flats, old)]
         return KVCache(*buffers, self.length, written, self._pool)
 
 
