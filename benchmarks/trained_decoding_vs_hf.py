@@ -242,6 +242,25 @@ def print_table(results: dict, sentences: int, batch_size: int, rounds: int) -> 
               f"{row['identical_outputs']:>6}/{sentences}")
 
 
+def write_report(args: argparse.Namespace, loaded, transformers_version: str, sentences: int, difference: float,
+                 start: float, load_before: tuple[float, float, float], results: dict) -> None:
+    """The JSON record of a run (command, commit, machine, figures), written atomically to ``args.out``."""
+    from seqlab.utils import atomic_write
+
+    threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    report = {"command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]),
+              "commit": git_commit(), "model_dir": args.model_dir, "checkpoint": str(loaded.checkpoint),
+              "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                          "torch": torch.__version__, "transformers": transformers_version,
+                          "torch_threads": args.threads, "loadavg_before": load_before,
+                          "loadavg_after": os.getloadavg()},
+              "dtype": args.dtype, "sentences": sentences, "batch_size": args.batch_size, "rounds": args.rounds,
+              "largest_logit_difference": difference, "wall_seconds": time.time() - start, "results": results}
+    with atomic_write(Path(args.out)) as handle:
+        handle.write(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}\nreproduce: {report['command']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, help="a trained seqlab Transformer (see the docstring)")
@@ -262,7 +281,6 @@ def main() -> int:
 
     from seqlab.data.pipeline import load_split
     from seqlab.inference import load_model_dir
-    from seqlab.utils import atomic_write
 
     loaded = load_model_dir(args.model_dir)
     model, pre = loaded.model, loaded.preprocessing
@@ -283,18 +301,7 @@ def main() -> int:
             decode(*(t[:2] for t in batches[0]))
         results[label] = compare(label, decoders, batches, pre, references, args.rounds)
     print_table(results, len(pairs), args.batch_size, args.rounds)
-    threads_variable = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
-    report = {"command": " ".join(["PYTHONPATH=.", *threads_variable, sys.executable, *sys.argv]),
-              "commit": git_commit(), "model_dir": args.model_dir, "checkpoint": str(loaded.checkpoint),
-              "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                          "torch": torch.__version__, "transformers": transformers.__version__,
-                          "torch_threads": args.threads, "loadavg_before": load_before,
-                          "loadavg_after": os.getloadavg()},
-              "dtype": args.dtype, "sentences": len(pairs), "batch_size": args.batch_size, "rounds": args.rounds,
-              "largest_logit_difference": difference, "wall_seconds": time.time() - start, "results": results}
-    with atomic_write(Path(args.out)) as handle:
-        handle.write(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}\nreproduce: {report['command']}")
+    write_report(args, loaded, transformers.__version__, len(pairs), difference, start, load_before, results)
     return 0
 
 
