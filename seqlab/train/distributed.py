@@ -47,6 +47,8 @@ class Distributed:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size == 1:
             return cls()
+        if "RANK" not in os.environ:
+            raise ConfigError(f"WORLD_SIZE={world_size} but no RANK: start the workers with torchrun or --nproc")
         info = cls(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
         if not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
