@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         raise ConfigError(f"--nproc: must be >= 1, got {args.nproc}")
     if args.nproc > 1:  # check here, once, what every worker would refuse; then start the workers
-        if config.task not in ("translation", "lm"):
-            raise ConfigError(f"--nproc: distributed training covers the translation and lm tasks, not {config.task}")
+        check_distributed(config, args.nproc)
         check_model_dir(config, args.resume, args.overwrite)  # --overwrite clears the directory here, once
         return launch(worker_argv(args), args.nproc)
     train = train_lm if config.task == "lm" else train_seq2seq
@@ -58,6 +57,14 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     if args.model_dir:
         argv += ["--model-dir", args.model_dir]
     return argv + ["--resume"] * args.resume
+
+
+def check_distributed(config: Config, world_size: int) -> None:
+    if world_size == 1:
+        return
+    if config.task == "lm" and config.data.batch_size < world_size:
+        raise ConfigError(f"data.batch_size: {config.data.batch_size} stream columns cannot be shared by "
+                          f"{world_size} workers")
 
 
 def check_model_dir(config: Config, resume: bool, overwrite: bool) -> None:
@@ -139,9 +146,7 @@ def train_lm(config: Config, resume: bool = False, overwrite: bool = False) -> d
     from seqlab.train.trainer import Trainer, resolve_device
 
     workers = Distributed.from_env()
-    if config.data.batch_size < workers.world_size:
-        raise ConfigError(f"data.batch_size: {config.data.batch_size} stream columns cannot be shared by "
-                          f"{workers.world_size} workers")
+    check_distributed(config, workers.world_size)
     with workers.main_first():
         check_model_dir(config, resume, overwrite and workers.is_main)
         seed_everything(config.train.seed, config.train.num_threads)

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 from tests.integration.test_cli import ROOT, assert_clean_error, corpus, seqlab  # noqa: F401  (corpus: a fixture)
 
 
@@ -54,6 +56,12 @@ def test_bad_input_is_refused_once_before_the_workers_start(corpus, tmp_path):  
                        "already holds a trained model")
     assert_clean_error(seqlab("train", corpus / "config.yaml", "--nproc", 2, "--set", "model.hiden_size=8"),
                        "model.hiden_size")
+    (tmp_path / "text.txt").write_text("a b c\n", encoding="utf-8")
+    lm_config = {"task": "lm", "model_dir": str(tmp_path / "lm"),
+                 "data": {"dataset": "files", "train_file": str(tmp_path / "text.txt"),
+                          "valid_file": str(tmp_path / "text.txt"), "batch_size": 1}}
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(lm_config), encoding="utf-8")
+    assert_clean_error(seqlab("train", tmp_path / "lm.yaml", "--nproc", 2), "data.batch_size: 1 stream columns")
 
 
 def test_other_commands_refuse_to_run_as_distributed_workers(tmp_path):
