@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from seqlab.errors import SeqlabError
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command != "train":
+            # under torchrun every worker would run the whole command and write the same files
+            raise SeqlabError(f"{args.command}: runs in one process; only 'seqlab train' runs distributed")
         return importlib.import_module(COMMANDS[args.command]).run(args) or 0
     except SeqlabError as error:
         print(f"seqlab: error: {error}", file=sys.stderr)

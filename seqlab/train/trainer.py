@@ -12,6 +12,11 @@ deterministically (``source.epoch_batches(epoch)``), and ``validate(model) -> {m
 Crash safety: ``last.pt`` is written atomically every ``checkpoint_every`` updates with the weights, optimiser,
 scheduler, RNG states and the position inside the epoch, so ``resume()`` continues exactly where a killed run
 stopped (the same weights as an uninterrupted run, on the CPU).
+
+Data parallel (``seqlab.train.distributed``): under torchrun every worker runs this loop on its rows of each batch;
+the model is wrapped once (``Distributed.wrap``), the loss sums are added across workers in ``train_step``
+(``reduce_step``), and what worker 0 decides (validation, the time limit) is broadcast so every worker stops at the
+same update.  Only worker 0 logs and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tqdm import tqdm
 from seqlab.errors import ConfigError
 from seqlab.precision import autocast, check_precision
 from seqlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from seqlab.train.distributed import Distributed, LossModule
 from seqlab.train.optim import build_optimizer, build_scheduler
 
 MAXIMISED_METRICS = ("bleu", "accuracy", "f1", "chunk_f1", "macro_f1")
@@ -147,11 +153,14 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, task: Task, config: TrainConfig, model_dir: str | Path,
                  extra: dict[str, Any] | None = None,
                  validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, distributed: Distributed | None = None):
         self.config = config
-        self.device = device or resolve_device(config.device)
+        self.dist = distributed or Distributed()
+        self.device = self.dist.device(device or resolve_device(config.device))
         self.model = model.to(self.device)
         self.task = task
+        # what a training step calls: task.loss on the model, inside DDP when there are several workers
+        self.loss_module = self.dist.wrap(LossModule(self.model, task), self.device)
         self.model_dir = Path(model_dir)
         self.extra = extra or {}
         self.validate_fn = validate
@@ -160,6 +169,7 @@ class Trainer:
                                          config.momentum, betas)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.progress = Progress()
+        self._seed_worker()
         self._window = {"loss": 0.0, "count": 0, "time": time.perf_counter()}
         self._start_time = time.perf_counter()
 
@@ -208,11 +218,14 @@ class Trainer:
         self.model.train()
         if hasattr(self.task, "set_step"):  # e.g. scheduled sampling's decaying ε
             self.task.set_step(self.progress.step)
-        batch = batch.to(self.device)
+        batch = self.dist.shard(batch).to(self.device)
         with autocast(self.device, self.config.precision):
-            loss_sum, count = self.task.loss(self.model, batch)
+            loss_sum, count = self.loss_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss_sum / max(count, 1)).backward()  # normalised once per update
+        # one host sync per update (needed for the log anyway); with N workers the sums of all of them
+        loss_value, total_count = self.dist.reduce_step(loss_sum, count)
+        # normalised once per update by the whole batch's count, / N undone because DDP averages the gradients
+        (loss_sum / (max(total_count, 1) / self.dist.world_size)).backward()
         if self.config.clip_value > 0:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), self.config.clip_value)
         if self.config.clip_norm > 0:
@@ -221,10 +234,9 @@ class Trainer:
         if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
         self.progress.step += 1
-        loss_value = float(loss_sum.detach())  # one host sync per update, needed for the log anyway
         self._window["loss"] += loss_value
-        self._window["count"] += count
-        return loss_value / max(count, 1)
+        self._window["count"] += total_count
+        return loss_value / max(total_count, 1)
 
     # ----------------------------------------------------------------------------------------- named checks
     def _maybe_log(self, bar: tqdm) -> None:
@@ -245,7 +257,8 @@ class Trainer:
         if self.validate_fn is None:
             self._save("last.pt")
             return
-        metrics = self.validate_fn(self.model)
+        # worker 0 scores the model; every worker takes its figures, so all make the same decisions
+        metrics = self.dist.broadcast(self.validate_fn(self.model) if self.dist.is_main else None)
         name = self.config.early_stopping_metric
         if name not in metrics:
             raise ConfigError(f"train.early_stopping_metric: {name!r} is not among the validation metrics "
@@ -278,9 +291,10 @@ class Trainer:
             self.progress.stop_reason = f"max_epochs={self.config.max_epochs}"
         if self.config.max_steps and self.progress.step >= self.config.max_steps:
             self.progress.stop_reason = f"max_steps={self.config.max_steps}"
-        minutes = (time.perf_counter() - self._start_time) / 60
-        if self.config.max_minutes and minutes >= self.config.max_minutes:
-            self.progress.stop_reason = f"max_minutes={self.config.max_minutes}"
+        if self.config.max_minutes:  # worker 0's clock: the workers' clocks differ a little
+            minutes = self.dist.broadcast((time.perf_counter() - self._start_time) / 60)
+            if minutes >= self.config.max_minutes:
+                self.progress.stop_reason = f"max_minutes={self.config.max_minutes}"
 
     # ----------------------------------------------------------------------------------------- persistence
     def _position(self) -> dict[str, Any]:
@@ -288,6 +302,8 @@ class Trainer:
                 "elapsed_seconds": round(time.perf_counter() - self._start_time, 3)}
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.model_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if record["event"] in ("validate", "stop") and self.config.progress:
@@ -296,6 +312,8 @@ class Trainer:
 
     def _save(self, name: str) -> None:
         self.progress.elapsed_seconds = time.perf_counter() - self._start_time
+        if not self.dist.is_main:
+            return
         save_checkpoint(self.model_dir / name, {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -307,6 +325,8 @@ class Trainer:
 
     def _save_snapshot(self) -> None:
         """Weights only (no optimiser state), then drop all but the newest ``keep_last`` snapshots."""
+        if not self.dist.is_main:
+            return
         save_checkpoint(self.model_dir / f"snapshot-{self.progress.step:08d}.pt", {
             "model": self.model.state_dict(), "trainer": vars(self.progress).copy(), "extra": self.extra})
         for old in snapshot_paths(self.model_dir)[:-self.config.keep_last]:
@@ -321,3 +341,10 @@ class Trainer:
         self.progress = Progress(**payload["trainer"])
         self.progress.stop_reason = ""
         set_rng_state(payload["rng"])
+        self._seed_worker()
+
+    def _seed_worker(self) -> None:
+        """Workers 1.. draw their own dropout masks (worker 0 keeps the single-process stream; the model was
+        built alike everywhere and DDP copied worker 0's weights).  Only worker 0's RNG state is checkpointed."""
+        if not self.dist.is_main:
+            torch.manual_seed(self.config.seed + 1000 * self.dist.rank + self.progress.step)
