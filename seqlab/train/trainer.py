@@ -197,7 +197,8 @@ class Trainer:
     def _run_epoch(self, batches: Sequence[Any]) -> None:
         start = self.progress.batch_in_epoch
         bar = tqdm(total=len(batches), initial=start, desc=f"epoch {self.progress.epoch + 1}", unit="batch",
-                   disable=not self.config.progress or not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+                   disable=not (self.config.progress and sys.stderr.isatty() and self.dist.is_main), leave=False,
+                   dynamic_ncols=True)
         for index in range(start, len(batches)):
             self.train_step(batches[index])
             self.progress.batch_in_epoch = index + 1
