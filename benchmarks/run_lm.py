@@ -1,6 +1,6 @@
 """Train a language-model recipe, then measure exact test perplexity, and record the figures as JSON.
 
-    python benchmarks/run_lm.py --config configs/ptb_lstm_small.yaml --name ptb_lstm_small [--set k=v ...]
+    python benchmarks/run_lm.py --config configs/ptb_lstm_small.yaml --name ptb_lstm_small [--set k=v ...] [--nproc N]
 
 Writes benchmarks/results/<name>.json: the command, git commit, machine, wall time, training tokens/s (median of
 the logged windows), train, valid and test perplexity over every token of the split (token-weighted), and
@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run_seq2seq import git_commit, machine, training_throughput  # noqa: E402
+from benchmarks.run_seq2seq import git_commit, machine, train_with_workers, training_throughput  # noqa: E402
 
 
 def main() -> None:
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
+    parser.add_argument("--nproc", type=int, default=1, help="train with N data-parallel worker processes (DDP)")
     parser.add_argument("--prompt", action="append", default=None,
                         help="prompt of a sample (repeatable; default: '' and a prompt suited to the data set)")
     parser.add_argument("--sample-tokens", type=int, default=None,
@@ -44,7 +45,12 @@ def main() -> None:
 
     config = load_config(args.config, args.overrides)
     wall = time.perf_counter()
-    summary = {} if args.skip_train else train_lm(config, overwrite=True)
+    if args.skip_train:
+        summary = {}
+    elif args.nproc > 1:
+        summary = train_with_workers(args.config, args.overrides, args.nproc)
+    else:
+        summary = train_lm(config, overwrite=True)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)  # best.pt: the lowest validation perplexity
     _, streams = prepare_lm(loaded.config.data)

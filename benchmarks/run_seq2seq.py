@@ -44,6 +44,16 @@ def training_throughput(model_dir: Path) -> float:
     return sorted(rates)[len(rates) // 2] if rates else 0.0
 
 
+def train_with_workers(config_path: str, overrides: list[str], nproc: int) -> dict:
+    """``seqlab train CONFIG --nproc N --overwrite``: N data-parallel workers (DDP); returns worker 0's summary."""
+    command = [sys.executable, "-m", "seqlab", "train", config_path, "--overwrite", "--nproc", str(nproc),
+               *(f"--set={override}" for override in overrides)]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
+    if result.returncode != 0:
+        raise SystemExit(result.returncode)  # the workers' one-line error is on stderr already
+    return json.loads(result.stdout.decode().strip().splitlines()[-1])
+
+
 def decode_and_score(loaded, pairs, strategy: str, beam_size: int) -> dict:
     from seqlab.commands.evaluate import evaluate
     from seqlab.config import from_dict, to_dict
@@ -79,6 +89,7 @@ def main() -> None:
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
     parser.add_argument("--average", type=int, default=0,
                         help="also evaluate the average of the last N snapshots (train.keep_last >= N)")
+    parser.add_argument("--nproc", type=int, default=1, help="train with N data-parallel worker processes (DDP)")
     args = parser.parse_args()
 
     from seqlab.commands.train import train_seq2seq
@@ -89,7 +100,12 @@ def main() -> None:
     config = load_config(args.config, args.overrides)
     commit = git_commit()  # the code that trains, even if the checkout moves on during a long run
     wall = time.perf_counter()
-    summary = {} if args.skip_train else train_seq2seq(config, overwrite=True)
+    if args.skip_train:
+        summary = {}
+    elif args.nproc > 1:
+        summary = train_with_workers(args.config, args.overrides, args.nproc)
+    else:
+        summary = train_seq2seq(config, overwrite=True)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)
     pairs = load_split(loaded.config.data, "test")
