@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run_seq2seq import git_commit, machine, train_with_workers, training_throughput  # noqa: E402
+from benchmarks.run_seq2seq import git_commit, machine, train_or_skip, training_throughput  # noqa: E402
 
 
 def main() -> None:
@@ -45,12 +45,7 @@ def main() -> None:
 
     config = load_config(args.config, args.overrides)
     wall = time.perf_counter()
-    if args.skip_train:
-        summary = {}
-    elif args.nproc > 1:
-        summary = train_with_workers(args.config, args.overrides, args.nproc)
-    else:
-        summary = train_lm(config, overwrite=True)
+    summary = train_or_skip(args, config, train_lm)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)  # best.pt: the lowest validation perplexity
     _, streams = prepare_lm(loaded.config.data)

@@ -54,6 +54,15 @@ def train_with_workers(config_path: str, overrides: list[str], nproc: int) -> di
     return json.loads(result.stdout.decode().strip().splitlines()[-1])
 
 
+def train_or_skip(args: argparse.Namespace, config, train_function) -> dict:
+    """The training summary: none with --skip-train, worker 0's with --nproc N > 1, else trained in this process."""
+    if args.skip_train:
+        return {}
+    if args.nproc > 1:
+        return train_with_workers(args.config, args.overrides, args.nproc)
+    return train_function(config, overwrite=True)
+
+
 def decode_and_score(loaded, pairs, strategy: str, beam_size: int) -> dict:
     from seqlab.commands.evaluate import evaluate
     from seqlab.config import from_dict, to_dict
@@ -100,12 +109,7 @@ def main() -> None:
     config = load_config(args.config, args.overrides)
     commit = git_commit()  # the code that trains, even if the checkout moves on during a long run
     wall = time.perf_counter()
-    if args.skip_train:
-        summary = {}
-    elif args.nproc > 1:
-        summary = train_with_workers(args.config, args.overrides, args.nproc)
-    else:
-        summary = train_seq2seq(config, overwrite=True)
+    summary = train_or_skip(args, config, train_seq2seq)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)
     pairs = load_split(loaded.config.data, "test")
