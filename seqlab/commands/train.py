@@ -125,10 +125,11 @@ def train_seq2seq(config: Config, resume: bool = False, overwrite: bool = False)
     if resume:
         trainer.resume()
     progress = trainer.fit(make_batches(corpora["train"], config.data, shuffle=config.data.shuffle))
-    return summarise(config, progress, workers)
+    return finish(config, progress, workers)
 
 
-def summarise(config: Config, progress, workers: Distributed) -> dict[str, Any] | None:
+def finish(config: Config, progress, workers: Distributed) -> dict[str, Any] | None:
+    """Leave the process group; the run's summary on worker 0, None on the others."""
     workers.close()
     if not workers.is_main:
         return None
@@ -162,7 +163,7 @@ def train_lm(config: Config, resume: bool = False, overwrite: bool = False) -> d
     if resume:
         trainer.resume()
     progress = trainer.fit(BPTTBatches(streams["train"], config.data.batch_size, config.data.bptt))
-    return summarise(config, progress, workers)
+    return finish(config, progress, workers)
 
 
 def build_task(config: Config):
