@@ -67,8 +67,9 @@ def compare(name: str, nproc: int) -> dict:
         runs[label] = train(config, overrides, ROOT / "runs" / "ddp_scaling" / f"{name}-{label}", workers, threads)
         print(f"[{name}] {label}: {runs[label]['tokens_per_second']} tok/s, {runs[label]['training_wall_seconds']} s, "
               f"valid {figure} {runs[label]['validation'][figure]:.4f}", file=sys.stderr)
-    runs["ratio_tokens_per_second"] = round(runs["ddp"]["tokens_per_second"] / runs["threads"]["tokens_per_second"], 3)
-    runs["ratio_training_wall"] = round(runs["threads"]["training_wall_seconds"] / runs["ddp"]["training_wall_seconds"], 3)
+    threads, ddp = runs["threads"], runs["ddp"]
+    runs["ratio_tokens_per_second"] = round(ddp["tokens_per_second"] / threads["tokens_per_second"], 3)
+    runs["ratio_training_wall"] = round(threads["training_wall_seconds"] / ddp["training_wall_seconds"], 3)
     runs["figure"] = figure
     return runs
 
