@@ -262,7 +262,7 @@ def summed_cross_entropy(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: in
 def loss_seqlab(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """What seqlab's trainer runs, ``Seq2SeqTask.loss``: real target positions only, the output projection fused
     with the cross-entropy (``linear_cross_entropy_sum``: no (N, V) logits kept)."""
-    from seqlab.models.base import Seq2SeqBatch
+    from seqlab.contracts import Seq2SeqBatch
     from seqlab.train.loss import Seq2SeqTask
 
     tgt_mask = batch["tgt_out"] != PAD

@@ -20,7 +20,7 @@ from seqlab.decoding.config import DecodeConfig
 from seqlab.decoding.greedy import greedy_search
 from seqlab.decoding.sampling import sample
 from seqlab.errors import CheckpointError
-from seqlab.models.base import PAD_ID, Seq2SeqBatch
+from seqlab.contracts import PAD_ID, Seq2SeqBatch
 from seqlab.models.build import build_seq2seq
 from seqlab.precision import parse_dtype
 from seqlab.train.checkpoint import find_checkpoint, load_checkpoint

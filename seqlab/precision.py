@@ -8,7 +8,7 @@ Two uses, both opt-in (fp32 is the default and the reference):
   exponent range, so no loss scaling is needed.
 * decoding, ``seqlab translate --dtype bfloat16`` / ``load_model_dir(..., dtype=)``: the model's weights are
   cast to bfloat16 (what ``model.to(torch.bfloat16)`` does for a Hugging Face model); every step's log-softmax
-  and the search's scores stay fp32 (``seqlab.models.base.step_log_probs``).
+  and the search's scores stay fp32 (``seqlab.contracts.step_log_probs``).
 
 On CPUs with AMX or AVX-512 BF16 (Intel Sapphire Rapids and later, AMD Zen 4 and later) bfloat16 matrix
 products run several times faster than fp32 ones; elsewhere they are emulated and slower, so measure

@@ -34,7 +34,7 @@ from seqlab.data.tagged import CHUNK_TAGS, TaggedSentence, parse_conll, read_con
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.tagger import Tagger, TaggerConfig
-from seqlab.tasks.scores import accuracy, chunks
+from seqlab.metrics.classification import accuracy, chunks
 from seqlab.tasks.tagging import TaggingTask, tagging_batches
 from seqlab.train.trainer import TrainConfig, Trainer, resolve_device
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from seqlab.models.base import PAD_ID, Seq2SeqBatch
+from seqlab.contracts import PAD_ID, Seq2SeqBatch
 
 CHUNK_BATCHES = 100  # a bucketing chunk holds about this many batches' worth of examples
 

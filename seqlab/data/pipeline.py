@@ -27,7 +27,7 @@ from seqlab.data.datasets import load_parallel, resolve_data_dir
 from seqlab.data.tokenizers import Tokenizer, build_tokenizer, tokenizer_from_dict
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
-from seqlab.models.base import Seq2SeqBatch
+from seqlab.contracts import Seq2SeqBatch
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from seqlab.errors import DataError
-from seqlab.utils import atomic_write
 
 
 def noisy_sine(num_steps: int = 1000, noise_std: float = 0.2, frequency: float = 0.01,
@@ -24,14 +23,6 @@ def noisy_sine(num_steps: int = 1000, noise_std: float = 0.2, frequency: float =
     generator = torch.Generator().manual_seed(seed)
     time = torch.arange(1, num_steps + 1, dtype=torch.float32)
     return torch.sin(frequency * time) + noise_std * torch.randn(num_steps, generator=generator)
-
-
-def write_series_csv(path: str | Path, values: torch.Tensor, column: str = "value") -> None:
-    """One header line, then one value per line (atomic write)."""
-    with atomic_write(path) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([column])
-        writer.writerows([repr(float(value))] for value in values.tolist())
 
 
 def read_series_csv(path: str | Path, column: str | None = None) -> torch.Tensor:
@@ -80,10 +71,3 @@ def lag_features(series: torch.Tensor, tau: int) -> tuple[torch.Tensor, torch.Te
         raise DataError(f"tau: must be in [1, {series.numel() - 1}] for a series of {series.numel()}, got {tau}")
     windows = series.unfold(0, tau + 1, 1)  # (N-τ, τ+1), a view: row i = x_i .. x_{i+τ}
     return windows[:, :tau].contiguous(), windows[:, tau].contiguous()
-
-
-def standardise(series: torch.Tensor, reference: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
-    """(x - mean) / std with the statistics of ``reference`` (the training part) -> (scaled, mean, std)."""
-    reference = series if reference is None else reference
-    mean, std = float(reference.mean()), float(reference.std())
-    return (series - mean) / (std if std > 0 else 1.0), mean, std if std > 0 else 1.0

@@ -27,7 +27,7 @@ from seqlab.decoding.greedy import model_device, prefix_table
 from seqlab.decoding.penalties import (NEG_INF, block_repeated_ngrams, forbid_eos, force_tokens, length_normaliser,
                                        normalised_score, penalise_repetitions)
 from seqlab.decoding.select import row_topk
-from seqlab.models.base import expand_rows
+from seqlab.contracts import expand_rows
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqlab.models.base import expand_rows
+from seqlab.contracts import expand_rows
 
 
 @dataclass

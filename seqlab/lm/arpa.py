@@ -10,15 +10,25 @@ from __future__ import annotations
 import gzip
 import re
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, Iterator
 
 import numpy as np
 
 from seqlab.errors import DataError
 from seqlab.utils import atomic_write
 
-if TYPE_CHECKING:
-    from seqlab.lm.ngram import Level, NGramLM
+UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+
+
+@dataclass
+class Level:
+    """One order of a fitted model (one ARPA section).  Arrays are aligned by node id."""
+
+    keys: np.ndarray  # int64, sorted: node(context) * W + word id; order 1: the word ids 0..W-1
+    log10_prob: np.ndarray  # float64, interpolated log10 p(word | context); -inf for never-predicted <s>
+    log10_backoff: np.ndarray  # float64, log10 gamma of this n-gram as a context; 0 where it is none
+
 
 LOG_ZERO = -99.0  # ARPA convention for log10 0
 _COUNT_LINE = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
@@ -29,7 +39,7 @@ def _numbers(values: np.ndarray) -> list[str]:
     return [f"{value:.7f}" for value in np.maximum(values, LOG_ZERO).tolist()]
 
 
-def write_arpa(path: str | Path, model: "NGramLM") -> None:
+def write_arpa(path: str | Path, model: Any) -> None:  # model: an NGramLM (vocab, order, levels)
     """Write ``model`` as an ARPA file (atomically); back-off weights only on n-grams that are contexts."""
     with atomic_write(path) as handle:
         handle.write("\\data\\\n")
@@ -46,7 +56,7 @@ def write_arpa(path: str | Path, model: "NGramLM") -> None:
         handle.write("\n\\end\\\n")
 
 
-def ngram_names(model: "NGramLM") -> Iterator[list[str]]:
+def ngram_names(model: Any) -> Iterator[list[str]]:
     """The stored n-grams of each order as space-joined words, in node-id order, order 1 first.
 
     Each order reuses the names of the order below (node ``key // W`` is the context's name), so writing a
@@ -61,7 +71,7 @@ def ngram_names(model: "NGramLM") -> Iterator[list[str]]:
         yield names
 
 
-def _context_mask(model: "NGramLM", n: int) -> np.ndarray:
+def _context_mask(model: Any, n: int) -> np.ndarray:
     """Which n-gram nodes are followed by something at order n + 1 (they get a back-off column)."""
     mask = np.zeros(len(model.levels[n - 1].keys), dtype=bool)
     if n < model.order:
@@ -124,10 +134,8 @@ def _parse_section(lines: list[str], n: int, path: Path) -> tuple[np.ndarray, li
     return probs, [fields[i] for i in word_at], backoffs
 
 
-def read_arpa(path: str | Path) -> tuple[list[str], list["Level"]]:
+def read_arpa(path: str | Path) -> tuple[list[str], list[Level]]:
     """Parse an ARPA file (``.gz`` allowed) into (vocab, levels) for ``NGramLM``."""
-    from seqlab.lm.ngram import BOS, EOS, UNK, Level
-
     path = Path(path)
     sections = _split_sections(path)
     probs, words, backoffs = _parse_section(sections[0], 1, path)
@@ -145,10 +153,8 @@ def read_arpa(path: str | Path) -> tuple[list[str], list["Level"]]:
 
 
 def _build_level(probs: np.ndarray, words: list[str], backoffs: np.ndarray, index: dict[str, int],
-                 levels: list["Level"], path: Path) -> "Level":
+                 levels: list[Level], path: Path) -> Level:
     """Sorted keys for one order: the context node is found order by order with ``np.searchsorted``."""
-    from seqlab.lm.ngram import Level
-
     n, width = len(levels) + 1, len(index)
     try:
         word_ids = np.fromiter(map(index.__getitem__, words), np.int64, len(words)).reshape(-1, n)  # (count, n)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID
+from seqlab.contracts import PAD_ID
 from seqlab.train.loss import linear_cross_entropy_sum
 
 LM_DATASETS = {  # name -> (file of each split, relative to the data dir) ; timemachine has no official split

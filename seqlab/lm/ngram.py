@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import warnings
 import zipfile
 from collections import Counter
@@ -59,9 +58,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from seqlab.errors import CheckpointError, ConfigError, DataError
+from seqlab.lm.arpa import BOS, EOS, UNK, Level, ngram_names, read_arpa, write_arpa
 from seqlab.utils import atomic_write
 
-UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SMOOTHINGS = ("mle", "add-k", "kn", "mkn")
 # KenLM's ``--discount_fallback`` defaults for D1, D2, D3+.
@@ -80,15 +79,6 @@ class Perplexity:
     sentences: int
     oovs: int
     perplexity_without_oovs: float  # KenLM's "excluding OOVs": OOV tokens left out of both sum and count
-
-
-@dataclass
-class Level:
-    """One order of a fitted model (one ARPA section).  Arrays are aligned by node id."""
-
-    keys: np.ndarray  # int64, sorted: node(context) * W + word id; order 1: the word ids 0..W-1
-    log10_prob: np.ndarray  # float64, interpolated log10 p(word | context); -inf for never-predicted <s>
-    log10_backoff: np.ndarray  # float64, log10 gamma of this n-gram as a context; 0 where it is none
 
 
 @dataclass
@@ -521,8 +511,6 @@ class NGramLM:
 
     def ngrams(self, order: int) -> list[str]:
         """The stored n-grams of one order as space-joined words, in node-id order."""
-        from seqlab.lm.arpa import ngram_names
-
         for n, names in enumerate(ngram_names(self), start=1):
             if n == order:
                 return names
@@ -557,14 +545,10 @@ class NGramLM:
         return cls(vocab, levels, meta["smoothing"], meta.get("info", {}))
 
     def to_arpa(self, path: str | Path) -> None:
-        from seqlab.lm.arpa import write_arpa
-
         write_arpa(path, self)
 
     @classmethod
     def from_arpa(cls, path: str | Path) -> "NGramLM":
-        from seqlab.lm.arpa import read_arpa
-
         vocab, levels = read_arpa(path)
         return cls(vocab, levels, "arpa", {"source": str(path)})
 
@@ -580,10 +564,3 @@ def _check_fit_arguments(order: int, smoothing: str, k: float, discount: float |
         raise ConfigError(f"discount: must be in (0, 1], got {discount}")
     if min_count < 1:
         raise ConfigError(f"min_count: must be >= 1, got {min_count}")
-
-
-def timed_fit(sentences: Sequence[Sequence[str]], **fit_arguments) -> tuple[NGramLM, float]:
-    """``NGramLM.fit`` and its wall time in seconds (for the CLI and the benchmark)."""
-    start = time.perf_counter()
-    model = NGramLM.fit(sentences, **fit_arguments)
-    return model, time.perf_counter() - start

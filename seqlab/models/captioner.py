@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState, step_log_probs
+from seqlab.contracts import PAD_ID, TensorState, step_log_probs
 from seqlab.nn.cnn import CNNConfig, CNNEncoder
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, make_rnn

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID
+from seqlab.contracts import PAD_ID
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, encode_packed, make_rnn
 from seqlab.nn.transformer import EncoderLayer, TokenEmbedding, padding_to_attention_mask

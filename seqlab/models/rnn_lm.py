@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState, step_log_probs
+from seqlab.contracts import PAD_ID, TensorState, step_log_probs
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

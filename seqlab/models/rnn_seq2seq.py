@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState, step_log_probs
+from seqlab.contracts import PAD_ID, TensorState, step_log_probs
 from seqlab.nn.attention import ATTENTION_KINDS, Attention, AttentionKeys
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, RNNState, encode_packed, make_rnn
@@ -139,7 +139,7 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 
 
 class RNNSeq2Seq(nn.Module):
-    """An RNN encoder-decoder implementing ``seqlab.models.base.Seq2SeqModel`` (see the module docstring)."""
+    """An RNN encoder-decoder implementing ``seqlab.contracts.Seq2SeqModel`` (see the module docstring)."""
 
     def __init__(self, config: RNNSeq2SeqConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import PAD_ID, TensorState, reorder_value, step_log_probs
-from seqlab.nn.transformer import (ACTIVATIONS, BufferPool, DecoderLayer, EncoderLayer, KeyValue, KVCache, Packing,
+from seqlab.contracts import PAD_ID, TensorState, reorder_value, step_log_probs
+from seqlab.nn.kv_cache import BufferPool, KVCache
+from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, Packing,
                                    TokenEmbedding, causal_mask, init_transformer_weights, padding_to_attention_mask)
 
 POSITIONS = ("sinusoidal", "learned", "none")
@@ -201,7 +202,7 @@ def _initialise(model: nn.Module, embeddings: list[TokenEmbedding], decoder: Tra
 
 
 class TransformerSeq2Seq(nn.Module):
-    """The encoder-decoder Transformer; implements ``seqlab.models.base.Seq2SeqModel``."""
+    """The encoder-decoder Transformer; implements ``seqlab.contracts.Seq2SeqModel``."""
 
     def __init__(self, config: TransformerConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from seqlab.errors import ConfigError
-from seqlab.models.base import TensorState
+from seqlab.contracts import TensorState
 
 ATTENTION_KINDS = ("dot", "scaled_dot", "general", "additive", "key_value", "multihead")
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 import torch
 
 from seqlab.data.batching import BatchSampler
-from seqlab.models.base import PAD_ID
+from seqlab.contracts import PAD_ID
 
 Example = TypeVar("Example")
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from seqlab.data.labelled import LabelledExample
 from seqlab.errors import DataError
 from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
-from seqlab.tasks.scores import accuracy, macro_f1
+from seqlab.metrics.classification import accuracy, macro_f1
 
 
 @dataclass

@@ -19,7 +19,7 @@ import torch
 from seqlab.data.tagged import TaggedSentence
 from seqlab.errors import DataError
 from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
-from seqlab.tasks.scores import accuracy, chunk_f1
+from seqlab.metrics.classification import accuracy, chunk_f1
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from seqlab.models.base import PAD_ID, Seq2SeqBatch
+from seqlab.contracts import PAD_ID, Seq2SeqBatch
 from seqlab.precision import compute_dtype
 
 

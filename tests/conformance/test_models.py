@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqlab.models.base import Seq2SeqModel
+from seqlab.contracts import Seq2SeqModel
 
 SRC_VOCAB, TGT_VOCAB, BOS, EOS = 19, 23, 1, 2
 

@@ -17,7 +17,7 @@ import yaml
 
 from seqlab import cli
 from seqlab.commands.tag import score_tags
-from seqlab.tasks.scores import chunk_f1
+from seqlab.metrics.classification import chunk_f1
 
 FILLERS = "the a film movie plot story actors it was is very quite really".split()
 

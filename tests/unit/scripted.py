@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from seqlab.models.base import TensorState
+from seqlab.contracts import TensorState
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seqlab.data.batching import BatchSampler, collate_pairs
-from seqlab.models.base import PAD_ID
+from seqlab.contracts import PAD_ID
 
 RNG = np.random.default_rng(0)
 LENGTHS = RNG.integers(1, 40, size=1000)  # 1000 examples of 1..39 tokens

@@ -15,7 +15,7 @@ import torch
 import torch.multiprocessing as mp
 
 from seqlab.lm.neural import LMBatch, LMTask
-from seqlab.models.base import Seq2SeqBatch
+from seqlab.contracts import Seq2SeqBatch
 from seqlab.models.build import build_lm, build_seq2seq
 from seqlab.models.rnn_lm import RNNLMConfig
 from seqlab.models.rnn_seq2seq import RNNSeq2SeqConfig

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqlab.models.base import PAD_ID
+from seqlab.contracts import PAD_ID
 from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
 
 
@@ -106,7 +106,7 @@ def test_lm_task_loss_equals_the_logits_twin(model_name):
 def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
     """``Seq2SeqTask.loss`` on an RNN encoder-decoder (fused, real positions) against the padded logits'
     cross-entropy: the loss and every parameter's gradient."""
-    from seqlab.models.base import Seq2SeqBatch
+    from seqlab.contracts import Seq2SeqBatch
     from seqlab.models.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
     from seqlab.train.loss import Seq2SeqTask
 

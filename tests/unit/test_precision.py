@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from seqlab.decoding.greedy import greedy_search
 from seqlab.errors import ConfigError
-from seqlab.models.base import Seq2SeqBatch
+from seqlab.contracts import Seq2SeqBatch
 from seqlab.models.transformer import TransformerConfig, TransformerSeq2Seq
-from seqlab.nn.transformer import KVCache, attend, padding_to_attention_mask
+from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.transformer import attend, padding_to_attention_mask
 from seqlab.precision import autocast, compute_dtype, parse_dtype
 from seqlab.train.loss import Seq2SeqTask, linear_cross_entropy_sum, token_nll_sum
 from seqlab.train.trainer import TrainConfig, Trainer

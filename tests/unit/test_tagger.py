@@ -11,7 +11,7 @@ from seqlab.data.tagged import TaggedSentence
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.tagger import CRF, Tagger, TaggerConfig
-from seqlab.tasks.scores import chunk_f1, chunks
+from seqlab.metrics.classification import chunk_f1, chunks
 from seqlab.tasks.tagging import TaggingTask, tagging_batches
 
 

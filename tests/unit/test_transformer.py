@@ -290,7 +290,7 @@ def test_kv_cache_states_are_values():
 def test_reorder_recycles_buffers_only_once_no_cache_refers_to_them():
     """A reorder copies into buffers from the state's pool: those of a dead reordered cache are reused (no fresh
     pages), those of a live one never are, so every live cache keeps its keys and values."""
-    from seqlab.nn.transformer import BufferPool, KVCache
+    from seqlab.nn.kv_cache import BufferPool, KVCache
 
     torch.manual_seed(0)
     pool = BufferPool()
@@ -482,7 +482,7 @@ def test_overfits_one_batch(pre_norm):
 
 
 def test_task_loss_on_real_positions_equals_the_padded_loss():
-    from seqlab.models.base import Seq2SeqBatch
+    from seqlab.contracts import Seq2SeqBatch
     from seqlab.train.loss import Seq2SeqTask, token_nll_sum
 
     model = tiny_model(dropout=0.0).eval()
@@ -500,7 +500,7 @@ def test_task_loss_on_real_positions_equals_the_padded_loss():
 
 
 def test_step_log_probs_in_place_only_without_autograd():
-    from seqlab.models.base import step_log_probs
+    from seqlab.contracts import step_log_probs
 
     logits = torch.randn(4, 50) * 8
     expected = torch.log_softmax(logits, dim=-1)

@@ -1,6 +1,5 @@
-"""Accuracy, macro F1 and conlleval chunk F1, written here because ``seqlab.metrics.classification`` (another
-helper's module) did not exist yet; the task modules should switch to it once it does.
-"""
+"""Accuracy, macro F1 and conlleval's chunk precision / recall / F1 (written here: a few lines each, and
+conlleval itself is a Perl script)."""
 
 from __future__ import annotations
 
@@ -41,12 +40,20 @@ def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
     return spans
 
 
-def chunk_f1(gold_sequences: Sequence[Sequence[str]], predicted_sequences: Sequence[Sequence[str]]) -> float:
-    """conlleval's FB1 (as a fraction): micro F1 over exactly matching chunks of all sentences."""
+def chunk_scores(gold_sequences: Sequence[Sequence[str]],
+                 predicted_sequences: Sequence[Sequence[str]]) -> dict[str, float]:
+    """conlleval's chunk precision, recall and FB1 (fractions): micro counts over exactly matching chunks (type,
+    start and end) of all sentences."""
     correct = found_gold = found_predicted = 0
     for gold, predicted in zip(gold_sequences, predicted_sequences, strict=True):
         gold_spans, predicted_spans = chunks(gold), chunks(predicted)
         correct += len(gold_spans & predicted_spans)
         found_gold += len(gold_spans)
         found_predicted += len(predicted_spans)
-    return 2 * correct / max(found_gold + found_predicted, 1)
+    return {"chunk_precision": correct / max(found_predicted, 1), "chunk_recall": correct / max(found_gold, 1),
+            "chunk_f1": 2 * correct / max(found_gold + found_predicted, 1)}
+
+
+def chunk_f1(gold_sequences: Sequence[Sequence[str]], predicted_sequences: Sequence[Sequence[str]]) -> float:
+    """conlleval's FB1 (as a fraction)."""
+    return chunk_scores(gold_sequences, predicted_sequences)["chunk_f1"]
