@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -23,27 +22,19 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, git_commit, machine
 
-from benchmarks.run_seq2seq import git_commit  # noqa: E402
-
-from seqlab.commands.caption import evaluate_split, load_captioner, load_run_config, train_captioner  # noqa: E402
-from seqlab.config import load_yaml, merge, parse_overrides  # noqa: E402
-from seqlab.utils import atomic_write  # noqa: E402
+from seqlab.config import load_yaml
+from seqlab.tasks import load_config, load_model_dir, train
+from seqlab.tasks.captioning import evaluate
+from seqlab.utils import atomic_write
 
 PEER = {"name": "Show, Attend and Tell (soft), Xu et al. 2015, Flickr8k test, pretrained VGG",
         "bleu1": 67.0, "bleu2": 44.8, "bleu3": 29.9, "bleu4": 19.5}
 
 
-def machine() -> dict[str, object]:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
-
-
-
 def summary_from_log(model_dir: Path) -> dict[str, object]:
-    """What ``train_captioner`` returns, rebuilt from a finished run's train_log.jsonl (for --evaluate-only)."""
+    """What ``seqlab.tasks.train`` returns, rebuilt from a finished run's train_log.jsonl (for --evaluate-only)."""
     records = [json.loads(line) for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
     stop = next(r for r in reversed(records) if r["event"] == "stop")
     losses = [r["loss"] for r in records if r["event"] == "validate"]
@@ -65,22 +56,23 @@ def main() -> None:
     torch.set_num_threads(1)  # the machine is shared; the config also says train.num_threads: 1
 
     overrides = [f"train.max_minutes={args.minutes}", *args.overrides]
-    config = load_run_config(merge(load_yaml(args.config), parse_overrides(overrides)))
+    config = load_config(args.config, overrides)
+    config.model_dir = args.model_dir
     start = time.perf_counter()
     if args.evaluate_only:
         summary = summary_from_log(Path(args.model_dir))
         start -= summary["train_seconds"]  # the reported wall time still counts the training
     else:
-        summary = train_captioner(config, args.model_dir)
+        summary = train(config, overwrite=True)
     train_seconds = time.perf_counter() - start
-    loaded = load_captioner(args.model_dir, "best")
-    scores, _, hypotheses = evaluate_split(loaded, "test", loaded.config.decode)
+    loaded = load_model_dir(args.model_dir, "best")
+    scores, _, hypotheses = evaluate(loaded, "test", loaded.config.decode)
     wall = time.perf_counter() - start
 
     print(f"Flickr8k test ({scores['images']} images, beam {scores['beam_size']}):")
     for n in range(1, 5):
-        key = f"bleu{n}"
-        print(f"  BLEU-{n}  ours {scores[key]:5.2f}   peer {PEER[key]:5.1f}   ratio {scores[key] / PEER[key]:.2f}")
+        ours, peer = scores[f"bleu_{n}"], PEER[f"bleu{n}"]
+        print(f"  BLEU-{n}  ours {ours:5.2f}   peer {peer:5.1f}   ratio {ours / peer:.2f}")
     print(f"training {train_seconds / 60:.1f} min ({summary['epochs']} epochs, {summary['steps']} updates), "
           f"total {wall / 60:.1f} min")
     argv = [a for a in sys.argv[1:] if a != "--evaluate-only"]  # the command that trains *and* scores
@@ -89,9 +81,10 @@ def main() -> None:
     print("longer run: python benchmarks/caption_flickr8k.py --minutes 0 --set train.max_epochs=30 "
           "--set data.image_size=128 --set model.attention=true")
     result = {"command": command, "git_commit": git_commit(), "machine": machine(),
-              "load_note": "shared 2-core machine, other jobs running", "wall_seconds": round(wall, 1),
+              "wall_seconds": round(wall, 1),
               "train_seconds": round(train_seconds, 1), "train": summary, "test": scores, "peer": PEER,
-              "ratio_bleu4": scores["bleu4"] / PEER["bleu4"],
+              "ratio_bleu4": scores["bleu_4"] / PEER["bleu4"],
+              "bleu_note": "seqlab.metrics.bleu.corpus_bleu_tokens: sacreBLEU's cumulative BLEU-n, default smoothing",
               "config": load_yaml(Path(args.model_dir) / "config.yaml"),
               "samples": [" ".join(h) for h in hypotheses[:10]]}
     with atomic_write(args.out) as handle:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,19 +25,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, git_commit, machine, write_result
 
 RECIPES = {"mr": ("configs/mr_bigru.yaml", "mr_bigru", 81.5, 76.1),
            "trec": ("configs/trec_bigru.yaml", "trec_bigru", 93.6, 91.2)}
 LOAD_NOTE = "shared 2-core machine, other jobs running"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def tree_note() -> str:
@@ -51,11 +41,6 @@ def tree_note() -> str:
     return "working tree had uncommitted changes" if changed else "clean working tree"
 
 
-def machine() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "loadavg_at_end": os.getloadavg(), "load_note": LOAD_NOTE}
-
-
 def parse_folds(text: str) -> list[int]:
     """"0-9" -> [0..9]; "0,3,5" -> [0, 3, 5]."""
     if "-" in text:
@@ -65,11 +50,12 @@ def parse_folds(text: str) -> list[int]:
 
 
 def train_one(config_path: str, model_dir: Path, overrides: list[str]) -> dict:
-    from seqlab.commands.classify import ClassifyConfig, load_run_config, train_classifier
+    from seqlab.tasks import load_config, train
 
-    config = load_run_config(ClassifyConfig, str(ROOT / config_path), overrides, str(model_dir))
+    config = load_config(ROOT / config_path, overrides)
+    config.model_dir = str(model_dir)
     start = time.perf_counter()
-    summary = train_classifier(config, overwrite=True)
+    summary = train(config, overwrite=True)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(summary), flush=True)
     return summary
@@ -96,7 +82,7 @@ def main() -> None:
     record = {
         "name": name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
         "commit_note": tree_note(),
-        "machine": machine(), "wall_seconds": round(time.perf_counter() - wall, 1),
+        "machine": machine(LOAD_NOTE), "wall_seconds": round(time.perf_counter() - wall, 1),
         "config": config_path, "overrides": args.overrides, "folds": folds if args.dataset == "mr" else None,
         "test_accuracy_percent": round(mean, 2),
         "per_run_accuracy_percent": {k: round(a, 2) for k, a in zip(runs, accuracies)},
@@ -110,8 +96,7 @@ def main() -> None:
     if args.dataset == "mr" and len(folds) < 10:
         record["partial_note"] = (f"{len(folds)} of 10 folds; full CV: python benchmarks/classify_real.py "
                                   f"--dataset mr --folds 0-9")
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(name, record)
     print(f"{name}: test accuracy {mean:.2f} % over {len(accuracies)} run(s); Kim 2014 {best_anchor} % (word2vec), "
           f"{rand_anchor} % (CNN-rand); ratio {mean / best_anchor:.3f} / {mean / rand_anchor:.3f}")
     print(f"reproduce: {record['command']}")

@@ -25,10 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit, machine, training_throughput  # noqa: E402
+from common import ROOT, git_commit, machine, training_throughput
 from seqlab.utils import atomic_write  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "ddp_scaling.json"

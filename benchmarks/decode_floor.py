@@ -34,15 +34,11 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit  # noqa: E402
-from benchmarks.transformer_vs_hf import (EOS, PAD, build_seqlab, decode_seqlab, load_corpus, pad,  # noqa: E402
+from common import ROOT, git_commit
+from transformer_vs_hf import (EOS, PAD, build_seqlab, decode_seqlab, load_corpus, pad,  # noqa: E402
                                           RESULT as PEER_RESULT)
 
 RESULT = ROOT / "benchmarks" / "results" / "decode_floor.json"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -27,35 +26,40 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, git_commit, machine
 
-from benchmarks.run_seq2seq import git_commit  # noqa: E402
-
-from seqlab.commands.forecast import (ForecastConfig, forecast_table, load_forecaster, plot_table,  # noqa: E402
-                                      train_forecaster)
-from seqlab.data.series import noisy_sine, sunspots  # noqa: E402
-from seqlab.models.forecaster import k_step_errors  # noqa: E402
-from seqlab.utils import atomic_write  # noqa: E402
+from seqlab.models.forecaster import k_step_errors
+from seqlab.tasks import build_config, load_model_dir, train
+from seqlab.tasks.forecasting import forecast_table, plot_table, split_series
+from seqlab.data.series import noisy_sine, sunspots
+from seqlab.utils import atomic_write
 
 HORIZONS = (1, 4, 16, 64)
-SINE_MODELS = {"mlp_tau4": ForecastConfig(model="mlp", tau=4, hidden_size=10),
-               "gru_latent": ForecastConfig(model="rnn", hidden_size=32, window=16)}
-SUNSPOT_MODELS = {"mlp_tau8": ForecastConfig(model="mlp", tau=8, hidden_size=16, train_fraction=0.8, epochs=30),
-                  "gru_latent": ForecastConfig(model="rnn", hidden_size=32, window=16, train_fraction=0.8,
-                                               epochs=30)}
+# Run configs of the forecasting task (as in configs/forecast_*.yaml), without model_dir and seed.
+SINE_MODELS = {"mlp_tau4": {"model": {"architecture": "mlp", "tau": 4, "hidden_size": 10}, "data": {"source": "sine"}},
+               "gru_latent": {"model": {"architecture": "rnn", "hidden_size": 32}, "data": {"source": "sine",
+                                                                                             "window": 16}}}
+SUNSPOT_MODELS = {
+    "mlp_tau8": {"model": {"architecture": "mlp", "tau": 8, "hidden_size": 16},
+                 "data": {"source": "sunspots", "train_fraction": 0.8}, "train": {"max_epochs": 30}},
+    "gru_latent": {"model": {"architecture": "rnn", "hidden_size": 32},
+                   "data": {"source": "sunspots", "train_fraction": 0.8, "window": 16}, "train": {"max_epochs": 30}}}
 
 
-def sine_errors(config: ForecastConfig, seed: int, work: Path) -> tuple[dict[int, float], dict[str, float]]:
+def train_one(recipe: dict, seed: int, model_dir: Path):
+    """Train one forecaster; (the loaded best model, the run summary)."""
+    config = build_config({**recipe, "task": "forecasting", "model_dir": str(model_dir),
+                           "train": {**recipe.get("train", {}), "seed": seed, "progress": False}})
+    summary = train(config, overwrite=True)
+    return load_model_dir(model_dir), summary
+
+
+def sine_errors(recipe: dict, seed: int, work: Path) -> dict[int, float]:
     """k-step MSE over the held-out part of the sine (contexts start inside it, after the training part)."""
-    series = noisy_sine(1000, seed=0)
-    config = ForecastConfig(**{**vars(config), "seed": seed})
-    summary = train_forecaster(series, config, work / f"sine_{config.model}_{seed}")
-    loaded = load_forecaster(work / f"sine_{config.model}_{seed}")
-    split = summary["train_points"]
-    held_out = (series[split - config.context_length:] - loaded.mean) / loaded.std
-    errors = k_step_errors(loaded.model, held_out, config.context_length, HORIZONS)
-    return {k: v * loaded.std ** 2 for k, v in errors.items()}, summary
+    loaded, _ = train_one(recipe, seed, work / f"sine_{recipe['model']['architecture']}_{seed}")
+    _, held_out, pre = split_series(loaded.config)
+    errors = k_step_errors(loaded.model, held_out, pre.context_length, HORIZONS)
+    return {k: v * pre.std ** 2 for k, v in errors.items()}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -65,7 +69,7 @@ def spread(values: list[float]) -> dict[str, float]:
 def run_sine(seeds: int, work: Path) -> dict[str, object]:
     results = {}
     for name, config in SINE_MODELS.items():
-        per_seed = [sine_errors(config, seed, work)[0] for seed in range(1, seeds + 1)]
+        per_seed = [sine_errors(config, seed, work) for seed in range(1, seeds + 1)]
         results[name] = {f"{k}_step_mse": spread([errors[k] for errors in per_seed]) for k in HORIZONS}
     return results
 
@@ -74,21 +78,20 @@ def run_sunspots(seeds: int, work: Path) -> dict[str, object]:
     series = sunspots()
     results: dict[str, object] = {}
     for name, config in SUNSPOT_MODELS.items():
-        summaries = [train_forecaster(series, ForecastConfig(**{**vars(config), "seed": seed}),
-                                      work / f"sun_{name}_{seed}") for seed in range(1, seeds + 1)]
-        results[name] = {"test_mse": spread([s["test_mse"] for s in summaries])}
-        results["naive_last_value_mse"] = summaries[0]["naive_last_value_mse"]
-        results["test_points"] = summaries[0]["test_points"]
+        summaries = [train_one(config, seed, work / f"sun_{name}_{seed}")[1] for seed in range(1, seeds + 1)]
+        results[name] = {"test_mse": spread([s["test"]["mse"] for s in summaries])}
+        results["naive_last_value_mse"] = summaries[0]["test"]["naive_last_value_mse"]
+        results["test_points"] = series.numel() - int(series.numel() * 0.8)
     results["variance_of_test_part"] = float(series[int(series.numel() * 0.8):].var())
     return results
 
 
 def draw(work: Path) -> None:
     """docs/forecast_sine.png (1-step and 16-step MLP predictions, d2l's picture) and docs/forecast_sunspots.png."""
-    loaded = load_forecaster(work / "sine_mlp_1")
+    loaded = load_model_dir(work / "sine_mlp_1")
     plot_table(ROOT / "docs" / "forecast_sine.png", forecast_table(loaded, noisy_sine(1000, seed=0), 16),
                "noisy sine, tau=4 MLP trained on t < 600: 1-step vs 16-step-ahead predictions")
-    loaded = load_forecaster(work / "sun_mlp_tau8_1")
+    loaded = load_model_dir(work / "sun_mlp_tau8_1")
     plot_table(ROOT / "docs" / "forecast_sunspots.png", forecast_table(loaded, sunspots(), 4),
                "yearly sunspots 1700-2008, tau=8 MLP trained on the first 80 %: 1-step and 4-step predictions")
 
@@ -122,12 +125,9 @@ def main() -> None:
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     print(f"reproduce: {command}   ({wall:.0f} s)")
     result = {"command": command, "git_commit": git_commit(),
-              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                          "threads": 1},
-              "load_note": "shared 2-core machine, other jobs running", "wall_seconds": round(wall, 1),
+              "machine": machine(), "wall_seconds": round(wall, 1),
               "seeds": args.seeds, "sine": sine, "sunspots": sun,
-              "models": {"sine": {name: vars(c) for name, c in SINE_MODELS.items()},
-                         "sunspots": {name: vars(c) for name, c in SUNSPOT_MODELS.items()}},
+              "models": {"sine": SINE_MODELS, "sunspots": SUNSPOT_MODELS},
               "figures": ["docs/forecast_sine.png", "docs/forecast_sunspots.png"]}
     with atomic_write(args.out) as handle:
         json.dump(result, handle, indent=2)

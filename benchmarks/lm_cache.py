@@ -27,10 +27,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit, machine  # noqa: E402
+from common import ROOT, git_commit, machine
 
 THETAS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
 LAMBDAS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
@@ -96,7 +93,7 @@ def evaluate_valid(model, stream, bptt: int, args) -> dict:
 
 def evaluate_test(model, stream, bptt: int, chosen: dict, verify: bool, block: int) -> dict:
     from seqlab.lm.cache import cache_grid, cache_stream_nll, stream_features
-    from seqlab.lm.neural import stream_nll
+    from seqlab.tasks.language_model import stream_nll
 
     start = time.perf_counter()
     features = stream_features(model, stream, bptt)
@@ -138,9 +135,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    from seqlab.inference import load_model_dir
+    from seqlab.tasks import load_model_dir
     from seqlab.lm.cache import check_cache_model
-    from seqlab.lm.neural import prepare_lm
+    from seqlab.tasks.language_model import prepare_lm
     from seqlab.utils import atomic_write
 
     name = args.name or f"{Path(args.model_dir).name}_cache"

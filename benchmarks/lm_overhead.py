@@ -5,7 +5,7 @@
 Both sides train the same model (built once by ``seqlab.models.build.build_lm`` from the recipe, copied for each
 side) on the same Penn Treebank BPTT chunks with the same update: summed cross-entropy / token count, backward,
 clip by norm, SGD step, hidden state carried and detached between chunks.  The plain loop is what one writes by
-hand in a notebook; the other side is seqlab's ``Trainer.train_step`` with its ``LMTask``.  After a warm-up of 20
+hand in a notebook; the other side is seqlab's ``Trainer.train_step`` with its ``LMObjective``.  After a warm-up of 20
 updates each, the sides take turns in blocks of 25 updates (who goes first alternates), so a change in background
 load on a shared machine hits both alike; tokens/s = tokens / summed block time.
 
@@ -26,10 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit, machine  # noqa: E402
+from common import ROOT, git_commit, machine
 
 WARMUP = 20
 BLOCK = 25  # updates per timed block; the two sides alternate block by block
@@ -63,12 +60,12 @@ def timed_block(side, batches: list) -> float:
 
 def interleaved_seconds(reference: torch.nn.Module, batches: list, train_config, steps: int) -> dict[str, list[float]]:
     """Seconds per block of BLOCK updates for each side, the sides taking turns on copies of ``reference``."""
-    from seqlab.lm.neural import LMTask
+    from seqlab.tasks.language_model import LMObjective
     from seqlab.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as model_dir:
         plain = PlainLoop(copy.deepcopy(reference), train_config.lr, train_config.clip_norm)
-        toolkit = Trainer(copy.deepcopy(reference), LMTask(), train_config, model_dir, {}, lambda m: {}, "cpu")
+        toolkit = Trainer(copy.deepcopy(reference), LMObjective(), train_config, model_dir, {}, lambda m: {}, "cpu")
         timed_block(plain, batches[:WARMUP])
         timed_block(toolkit, batches[:WARMUP])
         seconds = {"plain": [], "seqlab": []}
@@ -87,8 +84,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    from seqlab.config import load_config
-    from seqlab.lm.neural import BPTTBatches, prepare_lm
+    from seqlab.data.streams import BPTTBatches
+    from seqlab.tasks import load_config
+    from seqlab.tasks.language_model import prepare_lm
     from seqlab.utils import atomic_write
     from seqlab.models.build import build_lm
 

@@ -17,10 +17,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit, machine, train_or_skip, training_throughput  # noqa: E402
+from common import git_commit, machine, train_or_skip, training_throughput, write_result
 
 
 def main() -> None:
@@ -38,14 +35,12 @@ def main() -> None:
 
     import math
 
-    from seqlab.commands.train import train_lm
-    from seqlab.config import load_config
-    from seqlab.inference import load_model_dir
-    from seqlab.lm.neural import generate, prepare_lm, stream_nll
+    from seqlab.tasks import load_config, load_model_dir
+    from seqlab.tasks.language_model import generate, prepare_lm, stream_nll
 
     config = load_config(args.config, args.overrides)
     wall = time.perf_counter()
-    summary = train_or_skip(args, config, train_lm)
+    summary = train_or_skip(args, config)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)  # best.pt: the lowest validation perplexity
     _, streams = prepare_lm(loaded.config.data)
@@ -71,8 +66,7 @@ def main() -> None:
         **figures, "decode": {"strategy": loaded.config.decode.strategy,
                               "temperature": loaded.config.decode.temperature}, "samples": samples,
     }
-    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(args.name, record)
     print(json.dumps(record, indent=2))
 
 

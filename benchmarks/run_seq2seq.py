@@ -11,62 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "loadavg_at_end": os.getloadavg(),
-            "note": "shared 2-core machine; other jobs (tests, other benchmarks) ran at the same time"}
-
-
-def training_throughput(model_dir: Path) -> float:
-    """Median tokens/s over the logged training windows."""
-    rates = [r["tokens_per_second"] for r in map(json.loads, (model_dir / "train_log.jsonl").open())
-             if r.get("event") == "train"]
-    return sorted(rates)[len(rates) // 2] if rates else 0.0
-
-
-def train_with_workers(config_path: str, overrides: list[str], nproc: int) -> dict:
-    """``seqlab train CONFIG --nproc N --overwrite``: N data-parallel workers (DDP); returns worker 0's summary."""
-    command = [sys.executable, "-m", "seqlab", "train", config_path, "--overwrite", "--nproc", str(nproc),
-               *(f"--set={override}" for override in overrides)]
-    result = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
-    if result.returncode != 0:
-        raise SystemExit(result.returncode)  # the workers' one-line error is on stderr already
-    return json.loads(result.stdout.decode().strip().splitlines()[-1])
-
-
-def train_or_skip(args: argparse.Namespace, config, train_function) -> dict:
-    """The training summary: none with --skip-train, worker 0's with --nproc N > 1, else trained in this process."""
-    if args.skip_train:
-        return {}
-    if args.nproc > 1:
-        return train_with_workers(args.config, args.overrides, args.nproc)
-    return train_function(config, overwrite=True)
+from common import git_commit, machine, train_or_skip, training_throughput, write_result
 
 
 def decode_and_score(loaded, pairs, strategy: str, beam_size: int) -> dict:
-    from seqlab.commands.evaluate import evaluate
     from seqlab.config import from_dict, to_dict
     from seqlab.decoding.config import DecodeConfig
+    from seqlab.tasks.translation import evaluate
 
     decode = from_dict(DecodeConfig, {**to_dict(loaded.config.decode), "strategy": strategy,
                                       "beam_size": beam_size}, "decode.")
@@ -101,15 +56,13 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=1, help="train with N data-parallel worker processes (DDP)")
     args = parser.parse_args()
 
-    from seqlab.commands.train import train_seq2seq
-    from seqlab.config import load_config
     from seqlab.data.pipeline import load_split
-    from seqlab.inference import load_model_dir
+    from seqlab.tasks import load_config, load_model_dir
 
     config = load_config(args.config, args.overrides)
     commit = git_commit()  # the code that trains, even if the checkout moves on during a long run
     wall = time.perf_counter()
-    summary = train_or_skip(args, config, train_seq2seq)
+    summary = train_or_skip(args, config)
     train_seconds = time.perf_counter() - wall
     loaded = load_model_dir(config.model_dir)
     pairs = load_split(loaded.config.data, "test")
@@ -127,10 +80,7 @@ def main() -> None:
                   "median_tokens_per_second": round(training_throughput(Path(config.model_dir)), 1)},
         "test_sentences": len(pairs), "test": results,
     }
-    from seqlab.utils import atomic_write
-
-    with atomic_write(ROOT / "benchmarks" / "results" / f"{args.name}.json") as handle:
-        handle.write(json.dumps(record, indent=2) + "\n")
+    write_result(args.name, record)
     print(json.dumps(record, indent=2))
 
 

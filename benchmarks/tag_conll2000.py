@@ -18,15 +18,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from classify_real import git_commit, machine, tree_note  # noqa: E402  (benchmarks/ is not a package)
+from classify_real import tree_note
+from common import ROOT, git_commit, machine
 
 ANCHORS = {"chunk": ("chunk_f1", 94.46, "BiLSTM-CRF, Huang et al. 2015 (Senna embeddings + POS features)"),
            "pos": ("accuracy", 97.0, "approximate BiLSTM figure on gold WSJ POS; this column is Brill output")}
@@ -39,14 +35,13 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared 2-core machine
-    from seqlab.commands.tag import TagConfig, train_tagger
-    from seqlab.commands.classify import load_run_config
+    from seqlab.tasks import load_config, train
 
     name = f"conll2000_{args.column}"
-    config = load_run_config(TagConfig, str(ROOT / "configs" / f"{name}.yaml"), args.overrides,
-                             str(ROOT / args.runs / name))
+    config = load_config(ROOT / "configs" / f"{name}.yaml", args.overrides)
+    config.model_dir = str(ROOT / args.runs / name)
     wall = time.perf_counter()
-    summary = train_tagger(config, overwrite=True)
+    summary = train(config, overwrite=True)
     metric, anchor, anchor_note = ANCHORS[args.column]
     figure = 100 * summary["test"][metric]
     record = {
@@ -55,7 +50,7 @@ def main() -> None:
         "machine": machine(), "wall_seconds": round(time.perf_counter() - wall, 1),
         "config": f"configs/{name}.yaml", "overrides": args.overrides,
         f"test_{metric}_percent": round(figure, 2),
-        "test": {k: round(100 * v, 2) for k, v in summary["test"].items()},
+        "test": {k: round(100 * v, 2) for k, v in summary["test"].items() if isinstance(v, float)},
         "anchor": {"value": anchor, "what": anchor_note,
                    "note": "no pretrained vectors or character features here: words only, random embeddings"},
         "ratio_to_anchor": round(figure / anchor, 3),

@@ -50,10 +50,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit  # noqa: E402
+from common import ROOT, git_commit
 
 RESULT = ROOT / "benchmarks" / "results" / "trained_decoding_vs_hf.json"
 # label -> (beam size, (seqlab decode.beam_stopping, HF early_stopping)): when a sentence's beam search may stop,
@@ -128,7 +125,7 @@ def _copy_feed_forward(theirs, feed_forward, norm: torch.nn.LayerNorm) -> None:
 @torch.no_grad()
 def largest_logit_difference(model, hf, pre, pairs: list[tuple[str, str]]) -> float:
     """max |seqlab logits - HF logits| over teacher-forced pairs (real target positions)."""
-    from seqlab.inference import pad_sources
+    from seqlab.tasks.translation import pad_sources
 
     vocab = pre.tgt_vocab
     src_ids, src_mask = pad_sources([pre.encode_src(s) for s, _ in pairs], torch.device("cpu"))
@@ -195,7 +192,7 @@ def corpus_bleu(pre, outputs: list[list[int]], references: list[str]) -> tuple[f
 def length_sorted_batches(pre, pairs: list[tuple[str, str]], batch_size: int) -> tuple[list, list[str]]:
     """-> ((src_ids (B, S), src_mask (B, S)) batches of the sources sorted by length, as ``seqlab translate``
     batches them; the references in that order)."""
-    from seqlab.inference import pad_sources
+    from seqlab.tasks.translation import pad_sources
 
     encoded = [pre.encode_src(src) for src, _ in pairs]
     order = sorted(range(len(pairs)), key=lambda i: len(encoded[i]))
@@ -280,7 +277,7 @@ def main() -> int:
     import transformers
 
     from seqlab.data.pipeline import load_split
-    from seqlab.inference import load_model_dir
+    from seqlab.tasks import load_model_dir
 
     loaded = load_model_dir(args.model_dir)
     model, pre = loaded.model, loaded.preprocessing

@@ -19,7 +19,7 @@ identical steps still vary by up to 20 %, so CPU-time figures are reported besid
 ones to trust under load):
 * training tokens/s: forward + backward + Adam step on one length-bucketed batch of ~4000 target tokens of
   Multi30k de->en (seqlab's own BatchSampler; random ids when the data is absent), median of repeated steps; the
-  peers' summed cross-entropy on their (B, T, V) logits, seqlab's as its trainer computes it (``Seq2SeqTask.loss``:
+  peers' summed cross-entropy on their (B, T, V) logits, seqlab's as its trainer computes it (``Seq2SeqObjective.loss``:
   real target positions only, output projection fused with the loss, no (N, V) logits).  Then, in the seqlab
   worker, that loss again against two variants, steps alternating so the machine's load falls on all three alike
   ("A/B" rows): the (B, T, V) logits as the peers do, and ``forward(..., tgt_mask=)`` logits of real tokens only;
@@ -98,10 +98,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from benchmarks.run_seq2seq import git_commit  # noqa: E402
+from common import ROOT, git_commit
 
 DATA = ROOT.parent / "shared" / "data" / "multi30k" / "tok"
 RESULT = ROOT / "benchmarks" / "results" / "transformer_vs_hf.json"
@@ -260,15 +257,15 @@ def summed_cross_entropy(logits: torch.Tensor, tgt_out: torch.Tensor, pad_id: in
 
 
 def loss_seqlab(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """What seqlab's trainer runs, ``Seq2SeqTask.loss``: real target positions only, the output projection fused
+    """What seqlab's trainer runs, ``Seq2SeqObjective.loss``: real target positions only, the output projection fused
     with the cross-entropy (``linear_cross_entropy_sum``: no (N, V) logits kept)."""
     from seqlab.contracts import Seq2SeqBatch
-    from seqlab.train.loss import Seq2SeqTask
+    from seqlab.tasks.translation import Seq2SeqObjective
 
     tgt_mask = batch["tgt_out"] != PAD
     seq2seq_batch = Seq2SeqBatch(batch["src_ids"], batch["src_mask"], batch["tgt_in"], batch["tgt_out"], tgt_mask,
                                  torch.arange(batch["src_ids"].size(0)))
-    return Seq2SeqTask().loss(model, seq2seq_batch)[0]
+    return Seq2SeqObjective().loss(model, seq2seq_batch)[0]
 
 
 def loss_seqlab_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "seqlab.commands.train",
     "translate": "seqlab.commands.translate",
     "evaluate": "seqlab.commands.evaluate",
+    "predict": "seqlab.commands.predict",
     "bleu": "seqlab.commands.bleu",
     "score": "seqlab.commands.score",
     "generate": "seqlab.commands.generate",
@@ -37,9 +38,10 @@ COMMANDS: dict[str, str] = {
 # One-line help shown by ``seqlab --help`` without importing every command module.
 SUMMARIES: dict[str, str] = {
     "quickstart": "train a small GRU seq2seq on the bundled Tatoeba fra-eng sample and translate with it",
-    "train": "train a model from a YAML config",
+    "train": "train a model of any task from a YAML config",
     "translate": "translate lines with a trained model (stdin/stdout by default)",
-    "evaluate": "corpus BLEU and perplexity of a trained model on a split or on files",
+    "evaluate": "score a trained model of any task on a split or on files (BLEU, perplexity, accuracy, F1, MSE)",
+    "predict": "use a trained model of any task: translate, generate, classify, tag, caption or forecast",
     "bleu": "corpus BLEU of a hypothesis file against a reference file (sacreBLEU defaults)",
     "score": "log-probability of sentences (language model) or of targets given sources (forced decoding)",
     "generate": "generate text from a trained language model, optionally continuing a prompt",

@@ -143,8 +143,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}{where}: invalid YAML ({getattr(error, 'problem', error)})") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: invalid utf-8 ({error.reason})") from None
-    if data is None:
-        return {}
+    if data is None:  # an empty or comments-only file would otherwise train a default model
+        raise ConfigError(f"{path}: empty config (no sections; see configs/ for recipes)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, decode)")
     return data
@@ -161,11 +161,16 @@ class ModelConfig:
         return {"architecture": self.architecture, **to_dict(self.options)}
 
 
-@dataclass
-class Config:
-    """The whole run: its task, where it lives, its data, model, training and decoding sections."""
+SECTIONS = ("task", "model_dir", "data", "model", "train", "decode")
 
-    task: str = "translation"  # translation | lm
+
+@dataclass
+class RunConfig:
+    """One run of any task: which task, where its model directory is, and its data, model, training and decoding
+    sections.  ``task`` picks the classes of ``data`` and ``model`` (``seqlab.tasks.TASKS``); ``decode`` is None
+    for the tasks that do not generate."""
+
+    task: str = "translation"
     model_dir: str = "runs/model"
     data: Any = None
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -173,59 +178,26 @@ class Config:
     decode: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "model_dir": self.model_dir, "data": to_dict(self.data), "model": self.model.to_dict(),
-                "train": to_dict(self.train), "decode": to_dict(self.decode)}
+        return {"task": self.task, "model_dir": self.model_dir, "data": to_dict(self.data),
+                "model": self.model.to_dict(), "train": to_dict(self.train), "decode": to_dict(self.decode)}
 
 
-def task_sections(task: str) -> tuple[type, dict[str, type]]:
-    """The data-section class and the model-config table of a task."""
-    # Imported here so that ``seqlab.config`` itself stays importable by every section's module.
-    if task == "translation":
-        from seqlab.data.config import DataConfig
-        from seqlab.models.build import MODEL_CONFIGS
-
-        return DataConfig, MODEL_CONFIGS
-    if task == "lm":
-        from seqlab.lm.neural import LMDataConfig
-        from seqlab.models.build import LM_CONFIGS
-
-        return LMDataConfig, LM_CONFIGS
-    raise ConfigError(f"task: must be translation or lm, got {task!r}")
-
-
-def build_config(raw: dict[str, Any]) -> Config:
-    """Plain dict (from YAML + overrides) -> a fully typed, validated ``Config``."""
-    from seqlab.decoding.config import DecodeConfig
-    from seqlab.train.trainer import TrainConfig
-
-    known = {"task", "model_dir", "data", "model", "train", "decode"}
+def check_sections(raw: dict[str, Any]) -> None:
+    """Unknown top-level keys fail with the closest section suggested."""
     for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (sections: {', '.join(sorted(known))})"
+        if key not in SECTIONS:
+            close = difflib.get_close_matches(str(key), SECTIONS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (sections: {', '.join(SECTIONS)})"
             raise ConfigError(f"{key}: unknown key{hint}")
-    task = raw.get("task", "translation")
-    data_class, model_configs = task_sections(task)
-    model_raw = dict(raw.get("model") or {})
-    architecture = model_raw.pop("architecture", "rnn")
+
+
+def build_model_config(raw: dict[str, Any] | None, model_configs: dict[str, type], default: str) -> ModelConfig:
+    """The ``model`` section: ``architecture`` (one of ``model_configs``) and that family's own keys."""
+    model_raw = dict(raw or {})
+    architecture = model_raw.pop("architecture", default)
     if architecture not in model_configs:
         raise ConfigError(f"model.architecture: must be one of {sorted(model_configs)}, got {architecture!r}")
-    model_dir = raw.get("model_dir", "runs/model")
-    if not isinstance(model_dir, str):
-        raise ConfigError(f"model_dir: expected a path string, got {model_dir!r}")
-    return Config(
-        task=task,
-        model_dir=model_dir,
-        data=from_dict(data_class, raw.get("data"), "data."),
-        model=ModelConfig(architecture, from_dict(model_configs[architecture], model_raw, "model.")),
-        train=from_dict(TrainConfig, raw.get("train"), "train."),
-        decode=from_dict(DecodeConfig, raw.get("decode"), "decode."),
-    )
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    raw = load_yaml(path) if path is not None else {}
-    return build_config(merge(raw, parse_overrides(overrides or [])))
+    return ModelConfig(architecture, from_dict(model_configs[architecture], model_raw, "model."))
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from seqlab.errors import SeqlabError
-
 HELP = "generate text from a trained language model, optionally continuing a prompt"
 
 
@@ -28,15 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seqlab.decoding.config import DecodeConfig
-    from seqlab.inference import load_model_dir
-    from seqlab.lm.neural import generate
+    from seqlab.tasks import load_model_dir
+    from seqlab.tasks.language_model import generate
 
-    loaded = load_model_dir(args.model_dir, args.checkpoint)
-    if loaded.config.task != "lm":
-        raise SeqlabError(f"{args.model_dir}: not a language model (task {loaded.config.task!r}); "
-                          f"use `seqlab translate`")
+    loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
     for index in range(args.num):
         decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,
                               top_k=args.top_k, top_p=args.top_p, seed=args.seed + index)
         print(generate(loaded.model, loaded.preprocessing, args.prompt, args.max_tokens, decode))
     return 0
+
+
+add_predict_arguments, predict = add_arguments, run  # what `seqlab predict` runs for a language model

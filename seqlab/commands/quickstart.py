@@ -23,11 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.commands.evaluate import evaluate
-    from seqlab.commands.train import train_seq2seq
-    from seqlab.config import load_config
     from seqlab.data.pipeline import load_split
-    from seqlab.inference import Translator, load_model_dir
+    from seqlab.tasks import load_config, load_model_dir, train
+    from seqlab.tasks.translation import Translator, evaluate
     from seqlab.metrics.bleu import sentence_bleu_d2l
 
     config_path = resources.files("seqlab.resources").joinpath("quickstart.yaml")
@@ -36,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model_dir:
         config.model_dir = args.model_dir
     print(f"training a {config.model.options.cell.upper()} seq2seq on the Tatoeba sample -> {config.model_dir}")
-    summary = train_seq2seq(config, overwrite=True)
+    summary = train(config, overwrite=True)
     print(f"trained {summary['steps']} updates in {summary['wall_seconds']} s ({summary['stop_reason']})")
 
     loaded = load_model_dir(config.model_dir)

@@ -27,15 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.inference import load_model_dir
+    from seqlab.tasks import load_model_dir
 
     loaded = load_model_dir(args.model_dir, args.checkpoint)
     if loaded.config.task == "lm":
         return score_lm(loaded, args)
+    if loaded.config.task != "translation":
+        raise SeqlabError(f"score: a {loaded.config.task} model scores nothing; use `seqlab evaluate`")
     if not (args.src and args.tgt):
         raise SeqlabError("score: an encoder-decoder needs --src FILE --tgt FILE")
     from seqlab.data.corpora import read_parallel
-    from seqlab.inference import score_pairs
+    from seqlab.tasks.translation import score_pairs
 
     for (source, target), log_prob in zip(*score_pairs(loaded, read_parallel(args.src, args.tgt))):
         print(json.dumps({"src": source, "tgt": target, "log_prob": round(log_prob, 4)}, ensure_ascii=False))
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def score_lm(loaded, args: argparse.Namespace) -> int:
     from seqlab.data.corpora import read_lines
-    from seqlab.lm.neural import score_sentences
+    from seqlab.tasks.language_model import score_sentences
 
     lines = read_lines(args.input) if args.input else [line.rstrip("\n") for line in sys.stdin]
     results = score_sentences(loaded.model, loaded.preprocessing, [line for line in lines if line.strip()])

@@ -54,8 +54,7 @@ def trials(grid: dict[str, list[str]], count: int, seed: int) -> list[dict[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.commands.train import train_lm, train_seq2seq
-    from seqlab.config import load_config
+    from seqlab.tasks import load_config, train
 
     grid = parse_grid(args.grid)
     base = load_config(args.config, args.overrides)  # fail early on a bad recipe or override
@@ -72,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         overrides = [*args.overrides, *(f"{k}={v}" for k, v in params.items())]
         config = load_config(args.config, overrides)
         config.model_dir = str(root / f"trial-{number:02d}")
-        train = train_lm if config.task == "lm" else train_seq2seq
         summary = train(config, overwrite=True)
         metric = config.train.early_stopping_metric
         record = {"trial": number, "params": params, "metric": metric, "best": summary.get("best_" + metric),

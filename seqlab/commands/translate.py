@@ -39,25 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights' dtype for decoding; bfloat16 is faster on CPUs with AMX / AVX-512 BF16")
 
 
-def decode_config_from_args(base, args: argparse.Namespace):
-    """The model's saved decode config with the command-line choices on top."""
-    from seqlab.config import from_dict, to_dict
-    from seqlab.decoding.config import DecodeConfig
-
-    values = to_dict(base)
-    if args.beam is not None:
-        values.update(beam_size=args.beam, strategy="beam" if args.beam > 1 else "greedy")
-    if args.sample:
-        values["strategy"] = "sample"
-    for option, key in (("alpha", "alpha"), ("nbest", "nbest"), ("max_len", "max_len"),
-                        ("temperature", "temperature"), ("top_k", "top_k"), ("top_p", "top_p"), ("seed", "seed")):
-        if getattr(args, option, None) is not None:
-            values[key] = getattr(args, option)
-    if values.get("nbest", 1) > 1 and values["strategy"] != "beam":
-        values["strategy"] = "beam"
-    return from_dict(DecodeConfig, values, "decode.")
-
-
 def read_input(path: str | None) -> list[str]:
     if path is None:
         return [line.rstrip("\n") for line in sys.stdin]
@@ -67,7 +48,8 @@ def read_input(path: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.inference import Translator
+    from seqlab.commands.evaluate import decode_config_from_args
+    from seqlab.tasks.translation import Translator
 
     models = load_models(args)
     decode = decode_config_from_args(models[0].config.decode, args)
@@ -95,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
 def load_models(args: argparse.Namespace) -> list:
     from seqlab.errors import SeqlabError
-    from seqlab.inference import load_model_dir
+    from seqlab.tasks import load_model_dir
 
     dirs = ([args.model_dir] if args.model_dir else []) + (args.models or [])
     if not dirs:
         raise SeqlabError("translate: give a MODEL_DIR or --models DIR [DIR ...]")
-    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype) for d in dirs]
+    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype, task="translation") for d in dirs]
     first = models[0].preprocessing.to_dict()
     for directory, loaded in zip(dirs[1:], models[1:]):
         if loaded.preprocessing.to_dict() != first:
@@ -135,3 +117,6 @@ def write_attention_plots(outputs: list, directory: Path) -> None:
             continue
         plot_attention(translation.attention, translation.src_tokens + ["<eos>"], translation.tokens + ["<eos>"],
                        directory / f"{index + 1:04d}.png", title=translation.text)
+
+
+add_predict_arguments, predict = add_arguments, run  # what `seqlab predict` runs for a translation model

@@ -22,11 +22,14 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Sequence, TypeVar
 
 from seqlab.data.config import PARALLEL_LANGUAGES
 from seqlab.data.corpora import read_parallel, read_tsv_pairs
 from seqlab.errors import ConfigError, DataError
 from seqlab.utils import atomic_write
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -472,3 +475,9 @@ def seeded_order(count: int, seed: int) -> list[int]:
     """
     return sorted(range(count), key=lambda i: hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest())
 
+
+def hold_out(examples: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
+    """(kept, held out), ``fraction`` of the examples chosen by a seeded hash order; both keep file order."""
+    count = round(len(examples) * fraction)
+    held = set(seeded_order(len(examples), seed)[:count])
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])

@@ -13,18 +13,23 @@ and standard deviation of the training images (``channel_mean_std``).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from seqlab.data.labelled import dataset_folder
 from seqlab.errors import DataError
+from seqlab.utils import atomic_write
+
+ImageLoader = Callable[[list[str]], torch.Tensor]  # image names -> uint8 (B, 3, H, W)
 
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt.gz", "dev": "Flickr_8k.devImages.txt.gz",
                "test": "Flickr_8k.testImages.txt.gz"}
@@ -153,3 +158,60 @@ def normalise_images(images: torch.Tensor, mean: tuple[float, ...], std: tuple[f
     mean_t = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255 - mean_t) / std_t
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> uint8 (B, 3, size, size); antialiased so downsampling averages, not aliases."""
+    if images.shape[-2:] == (size, size):
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round().clamp(0, 255).to(torch.uint8)
+
+
+def read_image_file(path: str | Path, size: int) -> torch.Tensor:
+    """A JPEG/PNG/... on disk -> uint8 (3, size, size) RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))  # (H, W, 3)
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"{path}: not a readable image ({error})") from None
+    return resize_images(torch.from_numpy(pixels.copy()).permute(2, 0, 1).unsqueeze(0), size)[0]
+
+
+def cached_split(store: TarImageStore, names: Sequence[str], size: int, cache_dir: Path) -> np.ndarray:
+    """All images of ``names`` as one uint8 (N, 3, size, size) array, memory-mapped from ``cache_dir``.
+
+    The file name hashes the image list and size, so a different split or size never reads a stale cache; the
+    file is written atomically, so a killed run leaves no half-written cache behind.
+    """
+    key = hashlib.sha1(("\n".join(names) + f"|{size}").encode()).hexdigest()[:12]
+    path = cache_dir / f"flickr8k_{size}px_{len(names)}_{key}.npy"
+    if not path.is_file():
+        pixels = np.empty((len(names), 3, size, size), dtype=np.uint8)
+        for start in range(0, len(names), 256):  # decode in chunks: one batched resize per 256 images
+            chunk = list(names[start:start + 256])
+            pixels[start:start + len(chunk)] = resize_images(store.load_batch(chunk), size).numpy()
+        with atomic_write(path, "wb") as handle:
+            np.save(handle, pixels)
+    return np.load(path, mmap_mode="r")
+
+
+def image_loader(store: TarImageStore, names: Sequence[str], size: int, cache_dir: str = "") -> ImageLoader:
+    """names -> uint8 (B, 3, S, S): from the .npy cache in ``cache_dir`` when set, else decoded per call."""
+    missing = next((name for name in names if name not in store), None)
+    if missing is not None:
+        raise DataError(f"image {missing!r}: listed in the split but not in any images-*.tar shard")
+    if not cache_dir:
+        return lambda batch: resize_images(store.load_batch(batch), size)
+    pixels = cached_split(store, names, size, Path(cache_dir))
+    rows = {name: row for row, name in enumerate(names)}
+    return lambda batch: torch.from_numpy(np.stack([pixels[rows[name]] for name in batch]))
+
+
+def split_images(loader: ImageLoader, names: Sequence[str], chunk: int = 256):
+    """Yield the images of ``names`` one by one, loading ``chunk`` at a time (for statistics)."""
+    for start in range(0, len(names), chunk):
+        yield from loader(list(names[start:start + chunk]))

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqlab.data.corpora import read_lines
 from seqlab.data.datasets import resolve_data_dir
 from seqlab.errors import DataError
 
@@ -94,3 +95,19 @@ def cross_validation_folds(num_examples: int, num_folds: int = 10,
     folds = [sorted(order[fold::num_folds]) for fold in range(num_folds)]
     return [(sorted(i for other, f in enumerate(folds) if other != k for i in f), folds[k])
             for k in range(num_folds)]
+
+
+def read_labelled_tsv(path: str | Path) -> list[LabelledExample]:
+    """``label<TAB>text`` lines (text whitespace-tokenised); blank lines are skipped, anything else malformed
+    is a DataError naming ``path:line``."""
+    examples = []
+    for number, line in enumerate(read_lines(path), start=1):
+        if not line.strip():
+            continue
+        label, tab, text = line.partition("\t")
+        if not tab or not label.strip() or not text.split():
+            raise DataError(f"{path}:{number}: expected 'label<TAB>text', got {line[:60]!r}")
+        examples.append(LabelledExample(text.split(), label.strip()))
+    if not examples:
+        raise DataError(f"{path}: no examples")
+    return examples

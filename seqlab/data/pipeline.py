@@ -60,6 +60,10 @@ class Preprocessing:
         """Target ids -> detokenized text (specials dropped, cut at <eos>)."""
         return self.tgt_tokenizer.decode(self.tgt_vocab.decode(list(ids)))
 
+    def text_files(self) -> dict[str, Vocab]:
+        """What the model directory shows people beside the checkpoints."""
+        return {"vocab.src.txt": self.src_vocab, "vocab.tgt.txt": self.tgt_vocab}
+
     def to_dict(self) -> dict[str, Any]:
         return {"src_tokenizer": self.src_tokenizer.to_dict(), "tgt_tokenizer": self.tgt_tokenizer.to_dict(),
                 "src_vocab": self.src_vocab.to_dict(), "tgt_vocab": self.tgt_vocab.to_dict()}

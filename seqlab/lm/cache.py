@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from seqlab.errors import ConfigError
-from seqlab.lm.neural import BPTTBatches
+from seqlab.data.streams import BPTTBatches
 
 
 def check_cache_model(model: torch.nn.Module) -> None:

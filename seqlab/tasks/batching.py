@@ -8,13 +8,13 @@ images is not decoded all at once.
 from __future__ import annotations
 
 from contextlib import contextmanager
-
 from typing import Any, Callable, Generic, Iterator, Protocol, Sequence, TypeVar
 
 import torch
 
 from seqlab.data.batching import BatchSampler
 from seqlab.contracts import PAD_ID
+from seqlab.errors import ConfigError, SeqlabError
 
 Example = TypeVar("Example")
 
@@ -88,3 +88,43 @@ def evaluating(model: torch.nn.Module) -> Iterator[torch.device]:
         yield model_device(model)
     finally:
         model.train(was_training)
+
+
+def length_batches(sequences: Sequence[Sequence[int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``sequences`` in batches of similar length (less padding); every index once."""
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
+def run_batched(sequences: Sequence[list[int]], batch_size: int,
+                apply: Callable[[torch.Tensor, torch.Tensor], list[Any]]) -> list[Any]:
+    """``apply(ids (B, S), mask (B, S)) -> one output per row`` over length-sorted batches, returned in input
+    order."""
+    check_batch_size(batch_size)
+    outputs: list[Any] = [None] * len(sequences)
+    for chunk in length_batches(sequences, batch_size):
+        ids, mask = pad_ids([sequences[i] for i in chunk])
+        for index, output in zip(chunk, apply(ids, mask)):
+            outputs[index] = output
+    return outputs
+
+
+def check_batch_size(batch_size: int) -> None:
+    if batch_size <= 0:
+        raise SeqlabError(f"batch_size: must be > 0, got {batch_size}")
+
+
+def check_common_data_fields(data: Any) -> None:
+    """Range checks shared by the classification and tagging data sections."""
+    if not 0.0 <= data.valid_fraction < 1.0:
+        raise ConfigError(f"valid_fraction: must be in [0, 1), got {data.valid_fraction}")
+    for name in ("min_freq", "batch_size"):
+        if getattr(data, name) <= 0:
+            raise ConfigError(f"{name}: must be > 0, got {getattr(data, name)}")
+    if getattr(data, "max_vocab", 0) < 0:
+        raise ConfigError(f"max_vocab: must be >= 0, got {data.max_vocab}")
+
+
+def lowercase(tokens: list[str]) -> list[str]:
+    return [token.lower() for token in tokens]

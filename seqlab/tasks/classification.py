@@ -1,26 +1,166 @@
-"""Many-to-one: sentence classification (MR polarity, TREC question types) with ``seqlab.models.classifier``.
+"""Sentence classification, many-to-one (MR polarity, TREC question types, your own TSV files), with the
+(bi)RNN / CNN / Transformer encoders + pooling of ``seqlab.models.classifier``.
 
-    label_ids = label_index(train_examples)
-    batches = classification_batches(train_examples, vocab, label_ids, batch_size=50, seed=1)
-    task = ClassificationTask()
-    loss_sum, count = task.loss(model, batches.epoch_batches(0)[0])   # summed cross-entropy, B
-    task.evaluate(model, test_batches)                               # {"loss", "accuracy", "macro_f1"}
+    seqlab train configs/mr_bigru.yaml --set data.fold=3        # -> runs/mr_bigru, test accuracy of the best model
+    seqlab classify runs/mr_bigru sentences.txt                  # one label per input line
+    seqlab evaluate runs/mr_bigru --split test                   # {"accuracy", "macro_f1", "loss", "examples"}
+
+Data (``data.dataset``):
+
+* ``rt-polarity`` (MR): no official split, so fold ``data.fold`` of a seeded ``data.num_folds``-fold
+  cross-validation is the test set (Kim 2014 reports the mean over the 10 folds);
+* ``trec``: train_5500 / TREC_10, ``data.trec_labels`` coarse (6 classes) or fine (50);
+* ``files``: TSV ``label<TAB>text`` files ``data.train_file`` / ``valid_file`` / ``test_file``.
+
+Without a validation file, ``data.valid_fraction`` of the training examples (a seeded choice) is held out for
+early stopping and the best checkpoint, as Kim (2014) held out 10 % of the training data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from seqlab.data.labelled import LabelledExample
-from seqlab.errors import DataError
-from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
+from seqlab.config import RunConfig
+from seqlab.data.datasets import hold_out
+from seqlab.data.labelled import LabelledExample, cross_validation_folds, read_labelled_tsv, read_rt_polarity, read_trec
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
+from seqlab.models.classifier import ClassifierConfig, build_classifier
+from seqlab.run_dir import LoadedModel, TrainingRun
+from seqlab.tasks.batching import Batches, check_common_data_fields, evaluating, lowercase, pad_ids, run_batched
+
+DATASETS = ("rt-polarity", "trec", "files")
+# What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
+MODEL_CONFIGS = {"classifier": ClassifierConfig}
+DEFAULT_ARCHITECTURE = "classifier"
+DEFAULTS: dict[str, Any] = {"model_dir": "runs/classifier"}
+GENERATES = False
+SCHEDULED_SAMPLING = False
 
 
+@dataclass
+class DataConfig:
+    dataset: str = "rt-polarity"  # rt-polarity | trec | files
+    fold: int = 0  # rt-polarity: the cross-validation fold used as the test set
+    num_folds: int = 10
+    split_seed: int = 0  # seeds the CV folds and the validation hold-out
+    trec_labels: str = "coarse"  # coarse (6 classes) | fine (50)
+    train_file: str = ""  # files: TSV label<TAB>text
+    valid_file: str = ""
+    test_file: str = ""
+    valid_fraction: float = 0.1  # held out of train when there is no valid_file; 0 = no validation
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int = 0  # 0 = no limit
+    batch_size: int = 50
+    data_dir: str = ""  # "" = found by resolve_data_dir ($SEQLAB_DATA, ../shared/data, ...)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset: must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.trec_labels not in ("coarse", "fine"):
+            raise ConfigError(f"trec_labels: must be coarse or fine, got {self.trec_labels!r}")
+        if self.num_folds < 2 or not 0 <= self.fold < self.num_folds:
+            raise ConfigError(f"fold: must be in [0, num_folds={self.num_folds}), got {self.fold}")
+        if self.dataset == "files" and not self.train_file:
+            raise ConfigError("train_file: required when dataset is files")
+        check_common_data_fields(self)
+
+
+@dataclass
+class Preprocessing:
+    """The vocabulary, the label names (id order) and whether inputs are lower-cased."""
+
+    vocab: Vocab
+    labels: list[str]
+    lowercase: bool = False
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        return self.vocab.encode(lowercase(tokens) if self.lowercase else tokens)
+
+    def text_files(self) -> dict[str, Any]:
+        return {"vocab.txt": self.vocab, "labels.txt": self.labels}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.to_dict(), "labels": self.labels, "lowercase": self.lowercase}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), bool(data["lowercase"]))
+
+
+read_labelled_file = read_labelled_tsv  # what `seqlab evaluate --file` reads for this task
+
+
+def build_model(config: RunConfig, pre: Preprocessing) -> torch.nn.Module:
+    return build_classifier(config.model.options, len(pre.vocab), len(pre.labels))
+
+
+def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
+    splits, data = load_splits(config.data), config.data
+    words = (lowercase(e.tokens) if data.lowercase else e.tokens for e in splits["train"])
+    vocab = Vocab.build(words, data.min_freq, data.max_vocab or None)
+    pre = Preprocessing(vocab, sorted({e.label for e in splits["train"]}), data.lowercase)
+    objective, validate = ClassificationObjective(), None
+    if splits["valid"]:
+        valid_batches = classification_batches(splits["valid"], pre, data.batch_size, shuffle=False).epoch_batches(0)
+
+        def validate(model: torch.nn.Module) -> dict[str, float]:
+            return objective.evaluate(model, valid_batches)
+
+    batches = classification_batches(splits["train"], pre, data.batch_size, shuffle=True, seed=config.train.seed)
+    return TrainingRun(build_model(config, pre), objective, batches, validate, pre,
+                       {name: len(examples) for name, examples in splits.items()})
+
+
+def load_splits(data: DataConfig) -> dict[str, list[LabelledExample]]:
+    """{"train", "valid", "test"} examples (a split may be empty)."""
+    data_dir = data.data_dir or None
+    if data.dataset == "rt-polarity":
+        everything = read_rt_polarity(data_dir)
+        train_ids, test_ids = cross_validation_folds(len(everything), data.num_folds, data.split_seed)[data.fold]
+        train, test = [everything[i] for i in train_ids], [everything[i] for i in test_ids]
+    elif data.dataset == "trec":
+        fine = data.trec_labels == "fine"
+        train, test = read_trec("train", data_dir, fine), read_trec("test", data_dir, fine)
+    else:
+        train = read_labelled_tsv(data.train_file)
+        test = read_labelled_tsv(data.test_file) if data.test_file else []
+    valid = read_labelled_tsv(data.valid_file) if data.dataset == "files" and data.valid_file else None
+    if valid is None:
+        train, valid = hold_out(train, data.valid_fraction, data.split_seed)
+    return {"train": train, "valid": valid, "test": test}
+
+
+def evaluate(loaded: LoadedModel, examples: Sequence[LabelledExample], batch_size: int = 64) -> dict[str, float]:
+    """Mean cross-entropy, accuracy and macro F1 of a trained classifier on ``examples``."""
+    batches = classification_batches(examples, loaded.preprocessing, batch_size, shuffle=False)
+    return ClassificationObjective().evaluate(loaded.model, batches.epoch_batches(0))
+
+
+def test_scores(loaded: LoadedModel, config: RunConfig) -> dict[str, float] | None:
+    test = load_splits(config.data)["test"]
+    return evaluate(loaded, test, config.data.batch_size) if test else None
+
+
+@torch.no_grad()
+def classify(loaded: LoadedModel, sentences: list[list[str]], batch_size: int = 64) -> list[str]:
+    """The predicted label name of every tokenised sentence, in input order."""
+    pre, model = loaded.preprocessing, loaded.model
+    device = next(model.parameters()).device
+
+    def apply(ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
+        return model(ids.to(device), mask.to(device)).argmax(-1).tolist()
+
+    return [pre.labels[i] for i in run_batched([pre.encode(s) for s in sentences], batch_size, apply)]
+
+
+# ------------------------------------------------------------------------------------------------ batches and loss
 @dataclass
 class ClassificationBatch:
     """ids (B, S), mask (B, S) bool, labels (B,), indices (B,): positions of the examples in their list."""
@@ -34,18 +174,14 @@ class ClassificationBatch:
         return ClassificationBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
-def label_index(examples: Sequence[LabelledExample]) -> dict[str, int]:
-    """Class name -> id, sorted by name so the mapping does not depend on example order."""
-    return {label: i for i, label in enumerate(sorted({e.label for e in examples}))}
-
-
-def classification_batches(examples: Sequence[LabelledExample], vocab: TokenEncoder, label_ids: dict[str, int],
-                           batch_size: int, shuffle: bool = True, seed: int = 0) -> Batches:
-    """Numericalise once, then batch; a label outside ``label_ids`` is a DataError (e.g. a test-only class)."""
+def classification_batches(examples: Sequence[LabelledExample], pre: Preprocessing, batch_size: int,
+                           shuffle: bool = True, seed: int = 0) -> Batches:
+    """Numericalise once, then batch; a label outside the training labels is a DataError (a test-only class)."""
+    label_ids = {name: i for i, name in enumerate(pre.labels)}
     unknown = sorted({e.label for e in examples} - set(label_ids))
     if unknown:
         raise DataError(f"labels {unknown} are not among the {len(label_ids)} training labels")
-    encoded = [(vocab.encode(e.tokens), label_ids[e.label]) for e in examples]
+    encoded = [(pre.encode(e.tokens), label_ids[e.label]) for e in examples]
 
     def collate(items: list[tuple[list[int], int]], indices: list[int]) -> ClassificationBatch:
         ids, mask = pad_ids([token_ids for token_ids, _ in items])
@@ -54,7 +190,7 @@ def classification_batches(examples: Sequence[LabelledExample], vocab: TokenEnco
     return Batches(encoded, collate, batch_size, shuffle, seed, sort_key=lambda item: len(item[0]))
 
 
-class ClassificationTask:
+class ClassificationObjective:
     """Cross-entropy summed over the examples of a batch; the count is the number of examples."""
 
     def loss(self, model: torch.nn.Module, batch: ClassificationBatch) -> tuple[torch.Tensor, int]:

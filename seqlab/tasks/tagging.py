@@ -1,27 +1,184 @@
-"""Synchronised many-to-many: chunking / tagging (CoNLL-2000) with ``seqlab.models.tagger.Tagger``.
+"""Sequence tagging, synchronised many-to-many: one tag per token (CoNLL-2000 chunking or part-of-speech
+tagging) with the (bi)RNN tagger of ``seqlab.models.tagger`` (optionally a linear-chain CRF).
 
-    tag_ids = {tag: i for i, tag in enumerate(CHUNK_TAGS)}     # the fixed 23: I-LST is test-only
-    batches = tagging_batches(train_sentences, vocab, tag_ids, batch_size=32)
-    task = TaggingTask(CHUNK_TAGS)
-    task.evaluate(model, test_batches)          # {"loss", "accuracy", "chunk_f1"}
+    seqlab train configs/conll2000_chunk.yaml                       # or configs/conll2000_pos.yaml
+    echo "He reckons the current account deficit will narrow ." | seqlab tag runs/conll2000_chunk
+        -> He/B-NP reckons/B-VP the/B-NP current/I-NP account/I-NP deficit/I-NP will/B-VP narrow/I-VP ./O
+    seqlab evaluate runs/conll2000_chunk [--split test | --file my.conll]  # token accuracy; chunk P/R/F1
 
-The loss is a sum over sentences of -log p(tags | words) (a sum over tokens without a CRF) and the count is the
-number of tokens, so the logged loss is a per-token figure either way.
+``data.column`` picks the tags to learn: ``chunk`` (the fixed 23 IOB2 tags of ``seqlab.data.tagged.CHUNK_TAGS``,
+scored by conlleval's chunk-level F1) or ``pos`` (the training file's tags, scored by token accuracy).  Only the
+words are model inputs.  Data: ``conll2000`` (train / test; ``data.valid_fraction`` of train held out for early
+stopping, there being no official dev set) or ``files``: CoNLL-2000-style ``word POS chunk`` files.  The loss is a
+sum over sentences of -log p(tags | words) (a sum over tokens without a CRF) and the count is the number of
+tokens, so the logged loss is a per-token figure either way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 
-from seqlab.data.tagged import TaggedSentence
-from seqlab.errors import DataError
-from seqlab.tasks.batching import Batches, TokenEncoder, evaluating, pad_ids
-from seqlab.metrics.classification import accuracy, chunk_f1
+from seqlab.config import RunConfig
+from seqlab.data.corpora import read_lines
+from seqlab.data.datasets import hold_out
+from seqlab.data.tagged import CHUNK_TAGS, TaggedSentence, parse_conll, read_conll2000
+from seqlab.data.vocab import Vocab
+from seqlab.errors import ConfigError, DataError
+from seqlab.metrics.classification import accuracy, chunk_f1, chunk_scores
+from seqlab.models.tagger import Tagger, TaggerConfig
+from seqlab.run_dir import LoadedModel, TrainingRun
+from seqlab.tasks.batching import Batches, check_common_data_fields, evaluating, lowercase, pad_ids, run_batched
+
+DATASETS = ("conll2000", "files")
+COLUMNS = ("chunk", "pos")
+# What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
+MODEL_CONFIGS = {"tagger": TaggerConfig}
+DEFAULT_ARCHITECTURE = "tagger"
+DEFAULTS: dict[str, Any] = {"model_dir": "runs/tagger"}
+GENERATES = False
+SCHEDULED_SAMPLING = False
 
 
+@dataclass
+class DataConfig:
+    dataset: str = "conll2000"  # conll2000 | files
+    column: str = "chunk"  # chunk | pos: which tags to learn
+    train_file: str = ""  # files: CoNLL-2000 'word POS chunk' lines, a blank line after each sentence
+    valid_file: str = ""
+    test_file: str = ""
+    split_seed: int = 0  # seeds the validation hold-out
+    valid_fraction: float = 0.1  # held out of train when there is no valid_file; 0 = no validation
+    lowercase: bool = False
+    min_freq: int = 1
+    max_vocab: int = 0  # 0 = no limit
+    batch_size: int = 32
+    data_dir: str = ""  # "" = found by resolve_data_dir
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset: must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.column not in COLUMNS:
+            raise ConfigError(f"column: must be chunk or pos, got {self.column!r}")
+        if self.dataset == "files" and not self.train_file:
+            raise ConfigError("train_file: required when dataset is files")
+        check_common_data_fields(self)
+
+
+@dataclass
+class Preprocessing:
+    """The word vocabulary, the tag names (id order), which column they come from, and lower-casing."""
+
+    vocab: Vocab
+    labels: list[str]
+    column: str = "chunk"
+    lowercase: bool = False
+
+    def encode(self, words: Sequence[str]) -> list[int]:
+        return self.vocab.encode(lowercase(list(words)) if self.lowercase else list(words))
+
+    def text_files(self) -> dict[str, Any]:
+        return {"vocab.txt": self.vocab, "labels.txt": self.labels}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.to_dict(), "labels": self.labels, "column": self.column,
+                "lowercase": self.lowercase}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), data["column"], bool(data["lowercase"]))
+
+
+def build_model(config: RunConfig, pre: Preprocessing) -> torch.nn.Module:
+    return Tagger(config.model.options, len(pre.vocab), len(pre.labels))
+
+
+def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
+    splits, data = load_splits(config.data), config.data
+    words = (lowercase(s.words) if data.lowercase else s.words for s in splits["train"])
+    pre = Preprocessing(Vocab.build(words, data.min_freq, data.max_vocab or None), tag_names(data, splits["train"]),
+                        data.column, data.lowercase)
+    objective, validate = TaggingObjective(pre.labels), None
+    if splits["valid"]:
+        valid_batches = tagging_batches(splits["valid"], pre, data.batch_size, shuffle=False).epoch_batches(0)
+
+        def validate(model: torch.nn.Module) -> dict[str, float]:
+            return objective.evaluate(model, valid_batches)
+
+    batches = tagging_batches(splits["train"], pre, data.batch_size, shuffle=True, seed=config.train.seed)
+    return TrainingRun(build_model(config, pre), objective, batches, validate, pre,
+                       {name: len(sentences) for name, sentences in splits.items()})
+
+
+def read_conll_file(path: str | Path) -> list[TaggedSentence]:
+    """A CoNLL-2000-style file (plain or .gz); a bad line -> DataError ``path:line``."""
+    sentences = parse_conll(read_lines(path), str(path))
+    if not sentences:
+        raise DataError(f"{path}: no sentences")
+    return sentences
+
+
+read_labelled_file = read_conll_file  # what `seqlab evaluate --file` reads for this task
+
+
+def load_splits(data: DataConfig) -> dict[str, list[TaggedSentence]]:
+    """{"train", "valid", "test"} sentences (a split may be empty)."""
+    if data.dataset == "conll2000":
+        train, test = read_conll2000("train", data.data_dir or None), read_conll2000("test", data.data_dir or None)
+    else:
+        train = read_conll_file(data.train_file)
+        test = read_conll_file(data.test_file) if data.test_file else []
+    if data.dataset == "files" and data.valid_file:
+        valid = read_conll_file(data.valid_file)
+    else:
+        train, valid = hold_out(train, data.valid_fraction, data.split_seed)
+    return {"train": train, "valid": valid, "test": test}
+
+
+def tag_names(data: DataConfig, train: Sequence[TaggedSentence]) -> list[str]:
+    """Chunking: the fixed 23 tags (``I-LST`` is test-only).  POS: the training tags, sorted."""
+    if data.column == "chunk":
+        return list(CHUNK_TAGS)
+    return sorted({tag for sentence in train for tag in sentence.pos_tags})
+
+
+def score_tags(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], column: str) -> dict[str, float]:
+    """Token accuracy, and for chunk tags conlleval's chunk precision, recall and FB1 (fractions)."""
+    scores = {"accuracy": accuracy([t for s in gold for t in s], [t for s in predicted for t in s])}
+    return {**scores, **chunk_scores(gold, predicted)} if column == "chunk" else scores
+
+
+def evaluate(loaded: LoadedModel, sentences: Sequence[TaggedSentence], batch_size: int = 64) -> dict[str, Any]:
+    """Token accuracy (and chunk P/R/F1) of the predicted tags against the gold ones of ``sentences``."""
+    column = loaded.preprocessing.column
+    predicted = tag(loaded, [s.words for s in sentences], batch_size)
+    gold = [getattr(s, f"{column}_tags") for s in sentences]
+    return {"column": column, "sentences": len(sentences), "tokens": sum(len(tags) for tags in gold),
+            **score_tags(gold, predicted, column)}
+
+
+def test_scores(loaded: LoadedModel, config: RunConfig) -> dict[str, Any] | None:
+    test = load_splits(config.data)["test"]
+    return evaluate(loaded, test, config.data.batch_size) if test else None
+
+
+@torch.no_grad()
+def tag(loaded: LoadedModel, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[list[str]]:
+    """The predicted tag names of every tokenised sentence (Viterbi with a CRF), in input order."""
+    pre, model = loaded.preprocessing, loaded.model
+    device = next(model.parameters()).device
+
+    def apply(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        return model.decode(ids.to(device), mask.to(device))
+
+    return [[pre.labels[i] for i in tags] for tags in run_batched([pre.encode(s) for s in sentences], batch_size,
+                                                                   apply)]
+
+
+# ------------------------------------------------------------------------------------------------ batches and loss
 @dataclass
 class TaggingBatch:
     """ids (B, S), mask (B, S) bool, tags (B, S) (0 at padding, masked out of the loss), indices (B,)."""
@@ -39,19 +196,17 @@ class TaggingBatch:
         return TaggingBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
-def tagging_batches(sentences: Sequence[TaggedSentence], vocab: TokenEncoder, tag_ids: dict[str, int],
-                    batch_size: int, shuffle: bool = True, seed: int = 0, lowercase: bool = False,
-                    column: str = "chunk") -> Batches:
-    """Numericalise words and the tags of ``column`` ("chunk" or "pos") once, then batch sentences of similar
-    length together."""
-    encoded = []
+def tagging_batches(sentences: Sequence[TaggedSentence], pre: Preprocessing, batch_size: int,
+                    shuffle: bool = True, seed: int = 0) -> Batches:
+    """Numericalise words and the tags of the model's column ("chunk" or "pos") once, then batch sentences of
+    similar length together."""
+    tag_ids, column, encoded = {tag: i for i, tag in enumerate(pre.labels)}, pre.column, []
     for number, sentence in enumerate(sentences):
         tags = getattr(sentence, f"{column}_tags")
         unknown = [tag for tag in tags if tag not in tag_ids]
         if unknown:
             raise DataError(f"sentence {number}: {column} tag {unknown[0]!r} is not in the tag set")
-        words = [w.lower() for w in sentence.words] if lowercase else sentence.words
-        encoded.append((vocab.encode(words), [tag_ids[tag] for tag in tags]))
+        encoded.append((pre.encode(sentence.words), [tag_ids[tag] for tag in tags]))
 
     def collate(items: list[tuple[list[int], list[int]]], indices: list[int]) -> TaggingBatch:
         ids, mask = pad_ids([word_ids for word_ids, _ in items])
@@ -61,7 +216,7 @@ def tagging_batches(sentences: Sequence[TaggedSentence], vocab: TokenEncoder, ta
     return Batches(encoded, collate, batch_size, shuffle, seed, sort_key=lambda item: len(item[0]))
 
 
-class TaggingTask:
+class TaggingObjective:
     """``tag_names[i]`` is the name of tag id i (needed to read chunks for the F1)."""
 
     def __init__(self, tag_names: Sequence[str]):

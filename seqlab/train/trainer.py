@@ -322,6 +322,8 @@ class Trainer:
             "trainer": vars(self.progress).copy(),
             "rng": rng_state(),
             "extra": self.extra,
+            # what the objective carries between batches (an LM's hidden state across BPTT chunks)
+            "objective": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
         })
 
     def _save_snapshot(self) -> None:
@@ -341,6 +343,9 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.progress = Progress(**payload["trainer"])
         self.progress.stop_reason = ""
+        if hasattr(self.task, "load_state_dict") and self.dist.world_size == 1:
+            # only worker 0's is saved: with several workers each starts its columns afresh, as at an epoch start
+            self.task.load_state_dict(payload.get("objective") or {})
         set_rng_state(payload["rng"])
         self._seed_worker()
 

@@ -10,86 +10,21 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import io
 import json
-import sys
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import sacrebleu
 import torch
 import yaml
-from PIL import Image
 
 from seqlab.commands import caption, forecast
-from seqlab.data.images import SPLIT_FILES
-from seqlab.errors import SeqlabError
-
-COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
-CAPTIONS = {"red": ["a red square .", "a red box ."], "blue": ["a blue sky .", "the blue sky ."]}
-SPLITS = {"train": 6, "dev": 2, "test": 2}  # images per colour
-
-
-def invoke(module, argv: list[str], capsys) -> tuple[int, str, str]:
-    """Parse and run like ``seqlab.cli.main``: SeqlabError -> 'seqlab: error: ...' and exit code 2."""
-    parser = argparse.ArgumentParser(prog="seqlab")
-    module.add_arguments(parser)
-    try:
-        code = module.run(parser.parse_args(argv)) or 0
-    except SeqlabError as error:
-        print(f"seqlab: error: {error}", file=sys.stderr)
-        code = 2
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
+from seqlab.metrics.bleu import corpus_bleu_tokens
+from seqlab.tasks import load_model_dir
+from tests.conftest import CAPTIONS, check_one_line_error, invoke, write_gz
 
 def assert_clean_error(result: tuple[int, str, str], *fragments: str) -> None:
-    code, _, err = result
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("seqlab: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-
-
-def jpeg_bytes(colour: str, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(COLOURS[colour]) + rng.integers(-25, 25, (16, 16, 3)), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def write_gz(path: Path, lines: list[str]) -> None:
-    with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write("".join(line + "\n" for line in lines))
-
-
-@pytest.fixture(scope="module")
-def flickr(tmp_path_factory) -> Path:
-    """A data directory holding flickr8k/ in the real layout, with 20 tiny images."""
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "flickr8k"
-    folder.mkdir()
-    token_lines, seed = [], 0
-    with tarfile.open(folder / "images-000.tar", "w") as shard:
-        for split, count in SPLITS.items():
-            names = []
-            for colour in COLOURS:
-                for _ in range(count):
-                    name, seed = f"{colour}_{seed}.jpg", seed + 1
-                    data = jpeg_bytes(colour, seed)
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    shard.addfile(info, io.BytesIO(data))
-                    token_lines += [f"{name}#{k}\t{text}" for k, text in enumerate(CAPTIONS[colour])]
-                    names.append(name)
-            write_gz(folder / SPLIT_FILES[split], names)
-    write_gz(folder / "Flickr8k.token.txt.gz", token_lines)
-    (root / "red.jpg").write_bytes(jpeg_bytes("red", 1000))
-    (root / "blue.jpg").write_bytes(jpeg_bytes("blue", 1001))
-    return root
+    check_one_line_error(result[0], result[2], *fragments)
 
 
 def caption_config(tmp: Path, data_dir: Path, cache: bool) -> Path:
@@ -141,17 +76,16 @@ def test_caption_evaluate_matches_sacrebleu(caption_model, flickr, tmp_path, cap
     hyps = [line.split("\t")[1] for line in out_file.read_text().splitlines()]
     names = [line.split("\t")[0] for line in out_file.read_text().splitlines()]
     refs = [CAPTIONS[name.split("_")[0]] for name in names]
-    oracle = sacrebleu.corpus_bleu(hyps, [list(r) for r in zip(*refs)], tokenize="none", smooth_method="none",
-                                   force=True)
-    assert scores["bleu4"] == pytest.approx(oracle.score, abs=0.01)
-    assert scores["bleu1"] >= scores["bleu4"]
+    oracle = sacrebleu.corpus_bleu(hyps, [list(r) for r in zip(*refs)], tokenize="none", force=True)
+    assert scores["bleu_4"] == pytest.approx(oracle.score, abs=0.01)
+    assert scores["bleu_1"] >= scores["bleu_4"]
 
 
 def test_corpus_bleu_by_hand():
     """Hand count: hyp 'a b c d' vs refs {'a b c e', 'a b'}: p1 = 3/4, p2 = 2/3, brevity penalty 1."""
-    scores = caption.corpus_bleu([["a", "b", "c", "d"]], [[["a", "b", "c", "e"], ["a", "b"]]], max_n=2)
-    assert scores["bleu1"] == pytest.approx(75.0)
-    assert scores["bleu2"] == pytest.approx(100 * (0.75 * 2 / 3) ** 0.5)
+    scores = corpus_bleu_tokens([["a", "b", "c", "d"]], [[["a", "b", "c", "e"], ["a", "b"]]], max_n=2)
+    assert scores["bleu_1"] == pytest.approx(75.0)
+    assert scores["bleu_2"] == pytest.approx(100 * (0.75 * 2 / 3) ** 0.5)
 
 
 def test_caption_bad_inputs(caption_model, flickr, tmp_path, capsys):
@@ -199,8 +133,9 @@ def test_forecast_train_and_predict(series_csv, tmp_path, capsys, model):
                                      "--tau", "4", "--hidden-size", "16", "--epochs", "30", "--window", "8",
                                      "--model-dir", str(tmp_path / "model")], capsys)
     summary = json.loads(out)
-    assert code == 0 and summary["train_points"] == 120 and summary["test_points"] == 80
-    assert summary["test_mse"] < summary["naive_last_value_mse"]  # a clean sine beats "tomorrow = today"
+    start = json.loads((tmp_path / "model" / "train_log.jsonl").read_text().splitlines()[0])
+    assert code == 0 and start["examples"]["train"] == 120 and start["examples"]["test"] == 80
+    assert summary["test"]["mse"] < summary["test"]["naive_last_value_mse"]  # a clean sine beats "tomorrow = today"
     out_csv, png = tmp_path / "out.csv", tmp_path / "out.png"
     code, _, _ = invoke(forecast, ["predict", str(tmp_path / "model"), "--csv", str(series_csv), "--column",
                                    "level", "--steps", "5", "--out", str(out_csv), "--plot", str(png)], capsys)
@@ -221,11 +156,12 @@ def test_forecast_one_step_column_equals_the_model(series_csv, tmp_path, capsys)
            capsys)
     invoke(forecast, ["predict", str(tmp_path / "m"), "--csv", str(series_csv), "--out", str(tmp_path / "o.csv")],
            capsys)
-    loaded = forecast.load_forecaster(tmp_path / "m")
+    loaded = load_model_dir(tmp_path / "m")
+    mean, std = loaded.preprocessing.mean, loaded.preprocessing.std
     rows = list(csv.DictReader(open(tmp_path / "o.csv")))
     context = torch.tensor([float(rows[i]["observed"]) for i in range(46, 50)])
     with torch.no_grad():
-        expected = loaded.model((context.unsqueeze(0) - loaded.mean) / loaded.std) * loaded.std + loaded.mean
+        expected = loaded.model((context.unsqueeze(0) - mean) / std) * std + mean
     assert float(rows[50]["one_step"]) == pytest.approx(float(expected), rel=1e-5)
 
 

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from seqlab import cli
-from seqlab.commands.tag import score_tags
+from seqlab.tasks.tagging import score_tags
 from seqlab.metrics.classification import chunk_f1
+from tests.conftest import check_one_line_error
 
 FILLERS = "the a film movie plot story actors it was is very quite really".split()
 
@@ -38,12 +39,7 @@ def seqlab(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def assert_clean_error(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("seqlab: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+assert_clean_error = check_one_line_error
 
 
 # ------------------------------------------------------------------------------------------------ classification
@@ -89,9 +85,9 @@ def classifier_dir(classify_files, tmp_path_factory) -> Path:
 
 
 def test_classify_train_writes_a_self_contained_model_dir(classifier_dir):
-    expected = {"best.pt", "last.pt", "config.json", "vocab.txt", "labels.txt", "train_log.jsonl"}
+    expected = {"best.pt", "last.pt", "config.yaml", "vocab.txt", "labels.txt", "train_log.jsonl"}
     assert expected <= {path.name for path in classifier_dir.iterdir()}
-    config = json.loads((classifier_dir / "config.json").read_text())
+    config = yaml.safe_load((classifier_dir / "config.yaml").read_text())
     assert config["task"] == "classification" and config["model"]["encoder"] == "gru"
     assert (classifier_dir / "labels.txt").read_text().split() == ["neg", "pos"]
 

@@ -15,6 +15,8 @@ import pytest
 import sacrebleu
 import yaml
 
+from tests.conftest import check_one_line_error
+
 ROOT = Path(__file__).resolve().parents[2]
 PAIRS = [("i am cold .", "j'ai froid ."), ("i am tired .", "je suis fatigué ."), ("he is calm .", "il est calme ."),
          ("she is tall .", "elle est grande ."), ("we are home .", "nous sommes chez nous ."),
@@ -29,12 +31,7 @@ def seqlab(*args, stdin=None, cwd=None):
 
 
 def assert_clean_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("seqlab: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
+    check_one_line_error(result.returncode, result.stderr, *fragments)
 
 
 @pytest.fixture(scope="module")

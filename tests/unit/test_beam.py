@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from scripted import A, B, BOS, C, EOS, TinyGRU, d2l_model, random_hidden
+from tests.unit.scripted import A, B, BOS, C, EOS, TinyGRU, d2l_model, random_hidden
 from seqlab.decoding.beam import beam_search, beam_step
 from seqlab.decoding.config import DecodeConfig
 from seqlab.decoding.exhaustive import enumerate_hypotheses, exhaustive_search

@@ -9,7 +9,7 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError
 from seqlab.models.captioner import Captioner, CaptionerConfig
 from seqlab.nn.cnn import CNNConfig
-from seqlab.tasks.captioning import CaptioningTask, caption_batches
+from seqlab.tasks.captioning import CaptioningObjective, caption_batches
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 CAPTIONS = {"red": "a red square", "green": "a green square on grass", "blue": "the blue sky"}
@@ -97,7 +97,7 @@ def test_learns_to_caption_coloured_squares(attention):
     mean, std = (0.5, 0.5, 0.5), (0.3, 0.3, 0.3)
     batches = caption_batches(train, vocab, load_images, mean, std, batch_size=8, seed=0)
     model = Captioner(small_config(cell="gru", attention=attention), len(vocab))
-    task = CaptioningTask()
+    task = CaptioningObjective()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for epoch in range(15):
         for batch in batches.epoch_batches(epoch):

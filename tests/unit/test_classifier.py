@@ -9,7 +9,7 @@ from seqlab.data.labelled import LabelledExample
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.classifier import ClassifierConfig, TextClassifier, build_classifier, masked_pool
-from seqlab.tasks.classification import ClassificationTask, classification_batches, label_index
+from seqlab.tasks.classification import ClassificationObjective, Preprocessing, classification_batches
 
 VOCAB_SIZE = 20
 
@@ -78,10 +78,10 @@ def test_learns_a_separable_toy_task(encoder, pooling):
     torch.manual_seed(0)
     train, test = toy_examples(200, seed=1), toy_examples(100, seed=2)
     vocab = Vocab.build([e.tokens for e in train])
-    labels = label_index(train)
-    train_batches = classification_batches(train, vocab, labels, batch_size=20, seed=0)
+    pre = Preprocessing(vocab, sorted({e.label for e in train}))
+    train_batches = classification_batches(train, pre, batch_size=20, seed=0)
     model = build_classifier(small_config(encoder=encoder, pooling=pooling, hidden_size=16), len(vocab), 2)
-    task = ClassificationTask()
+    task = ClassificationObjective()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for epoch in range(8):
         for batch in train_batches.epoch_batches(epoch):
@@ -89,7 +89,7 @@ def test_learns_a_separable_toy_task(encoder, pooling):
             optimizer.zero_grad()
             (loss_sum / count).backward()
             optimizer.step()
-    scores = task.evaluate(model, classification_batches(test, vocab, labels, 50, shuffle=False).epoch_batches(0))
+    scores = task.evaluate(model, classification_batches(test, pre, 50, shuffle=False).epoch_batches(0))
     assert scores["accuracy"] > 0.95 and scores["macro_f1"] > 0.95
     assert model.training  # evaluate restores the mode
 
@@ -98,10 +98,10 @@ def test_loss_is_a_sum_over_examples_and_predict_restores_example_order():
     torch.manual_seed(0)
     examples = toy_examples(30, seed=3)
     vocab = Vocab.build([e.tokens for e in examples])
-    labels = label_index(examples)
-    batches = classification_batches(examples, vocab, labels, batch_size=7, seed=5).epoch_batches(0)
+    batches = classification_batches(examples, Preprocessing(vocab, sorted({e.label for e in examples})),
+                                     batch_size=7, seed=5).epoch_batches(0)
     model = build_classifier(small_config(encoder="cnn"), len(vocab), 2).eval()
-    task = ClassificationTask()
+    task = ClassificationObjective()
     batch = batches[0]
     loss_sum, count = task.loss(model, batch)
     mean = torch.nn.functional.cross_entropy(model(batch.ids, batch.mask), batch.labels)
@@ -116,7 +116,7 @@ def test_loss_is_a_sum_over_examples_and_predict_restores_example_order():
 def test_unknown_test_label_is_a_data_error():
     vocab = Vocab.build([["a"]])
     with pytest.raises(DataError, match="not among"):
-        classification_batches([LabelledExample(["a"], "new")], vocab, {"old": 0}, 4)
+        classification_batches([LabelledExample(["a"], "new")], Preprocessing(vocab, ["old"]), 4)
 
 
 @pytest.mark.parametrize("changes,key", [({"encoder": "mlp"}, "encoder"), ({"pooling": "sum"}, "pooling"),

@@ -14,14 +14,15 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from seqlab.lm.neural import LMBatch, LMTask
+from seqlab.data.streams import LMBatch
+from seqlab.tasks.language_model import LMObjective
 from seqlab.contracts import Seq2SeqBatch
 from seqlab.models.build import build_lm, build_seq2seq
 from seqlab.models.rnn_lm import RNNLMConfig
 from seqlab.models.rnn_seq2seq import RNNSeq2SeqConfig
 from seqlab.models.transformer import TransformerConfig
 from seqlab.train.distributed import Distributed, LossModule, free_port
-from seqlab.train.loss import Seq2SeqTask
+from seqlab.tasks.translation import Seq2SeqObjective
 from seqlab.train.trainer import TrainConfig, Trainer
 
 VOCAB, BOS = 17, 2
@@ -62,7 +63,7 @@ def train_case(case: str, model_dir: Path, workers: Distributed, rows=lambda bat
     """Two SGD updates (gradient clipping on) of a fresh model on ``rows`` of each batch; returns its weights."""
     torch.manual_seed(0)
     model = CASES[case]()
-    task, batches = (LMTask(), lm_batches()) if case.endswith("-lm") else (Seq2SeqTask(0.1), SEQ2SEQ_BATCHES)
+    task, batches = (LMObjective(), lm_batches()) if case.endswith("-lm") else (Seq2SeqObjective(0.1), SEQ2SEQ_BATCHES)
     config = TrainConfig(optimizer="sgd", lr=0.5, clip_norm=0.5, progress=False)
     trainer = Trainer(model, task, config, model_dir, distributed=workers)
     for batch in batches:
@@ -112,7 +113,7 @@ def test_shard_takes_interleaved_rows_and_keeps_flags():
 def test_an_empty_shard_still_gives_every_parameter_a_gradient():
     model = CASES["transformer"]()
     empty = Distributed(1, 2).shard(SEQ2SEQ_BATCHES[1])
-    loss, count = LossModule(model, Seq2SeqTask())(empty)
+    loss, count = LossModule(model, Seq2SeqObjective())(empty)
     loss.backward()
     assert count == 0 and float(loss.detach()) == 0.0
     assert all(parameter.grad is not None and not parameter.grad.any() for parameter in model.parameters())

@@ -8,11 +8,11 @@ from seqlab.data.series import noisy_sine
 from seqlab.errors import ConfigError
 from seqlab.models.forecaster import (LagMLP, LagMLPConfig, RNNForecaster, RNNForecasterConfig, k_step_errors,
                                       multistep_forecast)
-from seqlab.tasks.forecasting import ForecastingTask, lag_batches, window_batches
+from seqlab.tasks.forecasting import ForecastingObjective, lag_batches, window_batches
 
 
 def train(model: torch.nn.Module, batches, epochs: int, lr: float) -> None:
-    task = ForecastingTask()
+    task = ForecastingObjective()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for epoch in range(epochs):
         for batch in batches.epoch_batches(epoch):
@@ -29,11 +29,11 @@ def test_lag_mlp_one_step_is_good_and_k_step_error_grows():
     series = noisy_sine(1000, seed=0)
     model = LagMLP(LagMLPConfig(tau=4, hidden_size=10))
     train(model, lag_batches(series[:604], tau=4, batch_size=16, seed=0), epochs=10, lr=0.01)
-    one_step = ForecastingTask().evaluate(model, lag_batches(series[600:], 4, 64, shuffle=False).epoch_batches(0))
+    one_step = ForecastingObjective().evaluate(model, lag_batches(series[600:], 4, 64, shuffle=False).epoch_batches(0))
     errors = k_step_errors(model, series, context_length=4, horizons=(1, 4, 16, 64))
     assert one_step["mse"] < 0.08  # about 0.058 (noisy inputs too); always predicting the mean gives about 0.5
     assert errors[1] == pytest.approx(
-        ForecastingTask().evaluate(model, lag_batches(series[:-63], 4, 997).epoch_batches(0))["mse"], rel=1e-4)
+        ForecastingObjective().evaluate(model, lag_batches(series[:-63], 4, 997).epoch_batches(0))["mse"], rel=1e-4)
     assert errors[1] < errors[4] < errors[16] < errors[64]
     assert errors[64] > 3 * errors[1]
 
@@ -67,7 +67,7 @@ def test_rnn_forecaster_is_causal_and_learns_the_sine():
     torch.testing.assert_close(model(inputs)[:, :6], model(changed)[:, :6])
     series = noisy_sine(600, seed=1)
     train(model, window_batches(series[:400], length=20, batch_size=16, stride=2), epochs=10, lr=0.02)
-    scores = ForecastingTask().evaluate(model, window_batches(series[400:], 20, 64, shuffle=False).epoch_batches(0))
+    scores = ForecastingObjective().evaluate(model, window_batches(series[400:], 20, 64, shuffle=False).epoch_batches(0))
     assert scores["mse"] < 0.1  # about 0.06 (early window positions see little context); the mean gives about 0.5
     errors = k_step_errors(model, series[400:], 20, (1, 32))
     assert errors[32] > errors[1]
@@ -81,7 +81,7 @@ def test_batches_cut_the_series_as_documented_and_loss_is_a_sum():
     assert windows.inputs.tolist() == [[0, 1, 2, 3], [3, 4, 5, 6]]
     assert windows.targets.tolist() == [[1, 2, 3, 4], [4, 5, 6, 7]]
     model = LagMLP(LagMLPConfig(tau=3))
-    loss_sum, count = ForecastingTask().loss(model, lag)
+    loss_sum, count = ForecastingObjective().loss(model, lag)
     assert count == 7
     torch.testing.assert_close(loss_sum, ((model(lag.inputs) - lag.targets) ** 2).sum())
 

@@ -66,9 +66,10 @@ def test_only_the_inputs_that_want_gradients_get_them():
 
 @pytest.mark.parametrize("model_name", ["lstm_tied", "gru_untied", "transformer"])
 def test_lm_task_loss_equals_the_logits_twin(model_name):
-    """``LMTask.loss`` (fused) against the cross-entropy of ``forward``'s logits: the loss, every parameter's
+    """``LMObjective.loss`` (fused) against the cross-entropy of ``forward``'s logits: the loss, every parameter's
     gradient, and the state carried to the next BPTT chunk."""
-    from seqlab.lm.neural import BPTTBatches, LMTask
+    from seqlab.data.streams import BPTTBatches
+    from seqlab.tasks.language_model import LMObjective
     from seqlab.models.rnn_lm import RNNLM, RNNLMConfig
     from seqlab.models.transformer import TransformerConfig, TransformerLM
 
@@ -83,7 +84,7 @@ def test_lm_task_loss_equals_the_logits_twin(model_name):
                                   tie_embeddings=tied == "tied"), vocab)
     stream = torch.randint(4, vocab, (200,)).numpy()
     first, second = BPTTBatches(stream, 4, 7).epoch_batches(0)[:2]
-    task = LMTask()
+    task = LMObjective()
     fused, count = task.loss(model, first)
     if getattr(model, "stateful", False):
         logits, state = model(first.inputs)
@@ -104,11 +105,11 @@ def test_lm_task_loss_equals_the_logits_twin(model_name):
                                      dict(attention="dot", attention_use="input_feeding"),
                                      dict(attention="none", cell="lstm")])
 def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
-    """``Seq2SeqTask.loss`` on an RNN encoder-decoder (fused, real positions) against the padded logits'
+    """``Seq2SeqObjective.loss`` on an RNN encoder-decoder (fused, real positions) against the padded logits'
     cross-entropy: the loss and every parameter's gradient."""
     from seqlab.contracts import Seq2SeqBatch
     from seqlab.models.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
-    from seqlab.train.loss import Seq2SeqTask
+    from seqlab.tasks.translation import Seq2SeqObjective
 
     torch.manual_seed(0)
     config = {**dict(cell="gru", embedding_size=8, hidden_size=12, num_layers=2, dropout=0.0), **options}
@@ -120,7 +121,7 @@ def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
     tgt_mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 5 + [0]], dtype=torch.bool)
     tgt_in, tgt_out = tgt.masked_fill(~tgt_mask, PAD_ID), torch.roll(tgt, -1, 1).masked_fill(~tgt_mask, PAD_ID)
     batch = Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask, torch.arange(3))
-    fused, count = Seq2SeqTask(0.1).loss(model, batch)
+    fused, count = Seq2SeqObjective(0.1).loss(model, batch)
     twin = token_nll_sum(model(src, src_mask, tgt_in), tgt_out, 0.1)
     assert count == int(tgt_mask.sum())
     torch.testing.assert_close(fused, twin, rtol=1e-5, atol=1e-5)
@@ -135,10 +136,10 @@ def test_rnn_seq2seq_task_loss_equals_the_logits_twin(options):
 
 @pytest.mark.parametrize("attention", [False, True])
 def test_captioning_task_loss_equals_the_logits_twin(attention):
-    """``CaptioningTask.loss`` (fused) against the cross-entropy of ``forward``'s logits, with shared images."""
+    """``CaptioningObjective.loss`` (fused) against the cross-entropy of ``forward``'s logits, with shared images."""
     from seqlab.models.captioner import Captioner, CaptionerConfig
     from seqlab.nn.cnn import CNNConfig
-    from seqlab.tasks.captioning import CaptionBatch, CaptioningTask
+    from seqlab.tasks.captioning import CaptionBatch, CaptioningObjective
 
     torch.manual_seed(0)
     config = CaptionerConfig(cnn=CNNConfig(architecture="vgg", channels=(4, 8)), embedding_size=6, hidden_size=8,
@@ -149,7 +150,7 @@ def test_captioning_task_loss_equals_the_logits_twin(attention):
     tgt = torch.randint(4, 13, (3, 5))
     tgt_in, tgt_out = tgt.masked_fill(~tgt_mask, PAD_ID), torch.roll(tgt, -1, 1).masked_fill(~tgt_mask, PAD_ID)
     batch = CaptionBatch(images, tgt_in, tgt_out, tgt_mask, torch.arange(2), image_index)
-    fused, count = CaptioningTask(0.1).loss(model, batch)
+    fused, count = CaptioningObjective(0.1).loss(model, batch)
     twin = token_nll_sum(model(images, tgt_in, image_index), tgt_out, 0.1)
     assert count == int(tgt_mask.sum())
     torch.testing.assert_close(fused, twin, rtol=1e-5, atol=1e-5)

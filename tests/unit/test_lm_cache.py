@@ -10,7 +10,7 @@ import torch
 from seqlab.errors import ConfigError
 from seqlab.lm.cache import (block_cache_log_probs, cache_distribution_reference, cache_grid, cache_stream_nll,
                              cache_stream_nll_reference, mix_log_probs, stream_features)
-from seqlab.lm.neural import stream_nll
+from seqlab.tasks.language_model import stream_nll
 from seqlab.models.rnn_lm import RNNLM, RNNLMConfig
 from seqlab.models.transformer import TransformerConfig, TransformerLM
 

@@ -11,7 +11,6 @@ Continuation counts N1+(. w) (distinct left neighbours): a 3 (<s> b c), b 2, c 2
 
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

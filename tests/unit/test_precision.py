@@ -13,7 +13,8 @@ from seqlab.models.transformer import TransformerConfig, TransformerSeq2Seq
 from seqlab.nn.kv_cache import KVCache
 from seqlab.nn.transformer import attend, padding_to_attention_mask
 from seqlab.precision import autocast, compute_dtype, parse_dtype
-from seqlab.train.loss import Seq2SeqTask, linear_cross_entropy_sum, token_nll_sum
+from seqlab.tasks.translation import Seq2SeqObjective
+from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
 from seqlab.train.trainer import TrainConfig, Trainer
 
 BOS, EOS = 1, 2
@@ -116,11 +117,11 @@ def test_bf16_training_learns_and_keeps_fp32_weights(tmp_path):
     batch = copy_task_batch()
     model = tiny_transformer()
     config = TrainConfig(lr=3e-3, max_epochs=1, log_every=10, progress=False, precision="bf16", device="cpu")
-    trainer = Trainer(model, Seq2SeqTask(), config, tmp_path)
+    trainer = Trainer(model, Seq2SeqObjective(), config, tmp_path)
     first = trainer.train_step(batch)
     trainer.fit(OneBatch(batch, 150))
     with torch.no_grad():
-        final = float(Seq2SeqTask().loss(model, batch)[0]) / batch.num_tgt_tokens  # an fp32 evaluation
+        final = float(Seq2SeqObjective().loss(model, batch)[0]) / batch.num_tgt_tokens  # an fp32 evaluation
     assert final < 0.3 * first, (first, final)
     assert all(p.dtype is torch.float32 for p in model.parameters())
     saved = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
@@ -133,7 +134,7 @@ def test_bf16_decoding_matches_fp32_on_a_trained_model(tmp_path):
     batch = copy_task_batch(rows=12)
     model = tiny_transformer()
     config = TrainConfig(lr=3e-3, max_epochs=1, progress=False, device="cpu")
-    Trainer(model, Seq2SeqTask(), config, tmp_path).fit(OneBatch(batch, 250))
+    Trainer(model, Seq2SeqObjective(), config, tmp_path).fit(OneBatch(batch, 250))
     model.eval()
     bf16 = tiny_transformer().eval()
     bf16.load_state_dict(model.state_dict())

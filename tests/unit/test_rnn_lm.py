@@ -8,8 +8,9 @@ import torch
 
 from seqlab.data.vocab import Vocab
 from seqlab.decoding.config import DecodeConfig
-from seqlab.lm.neural import (BPTTBatches, LMTask, Preprocessing, generate, score_sentences, stream_nll, to_stream,
-                              tokenize_lines)
+from seqlab.data.streams import BPTTBatches, to_stream, tokenize_lines
+from seqlab.tasks.language_model import LMObjective
+from seqlab.tasks.language_model import Preprocessing, generate, score_sentences, stream_nll
 from seqlab.models.rnn_lm import RNNLM, RNNLMConfig
 
 CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the mat is on the floor"] * 5
@@ -25,7 +26,7 @@ def build(cell="lstm", **options):
 
 def train(model, stream, steps=150, batch_size=4, bptt=6):
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    task, batches = LMTask(), BPTTBatches(stream, batch_size, bptt)
+    task, batches = LMObjective(), BPTTBatches(stream, batch_size, bptt)
     for step in range(steps):
         for batch in batches.epoch_batches(step):
             loss, count = task.loss(model, batch)
@@ -67,13 +68,13 @@ def test_step_equals_forward(cell):
 def test_carried_state_changes_the_loss_and_detaching_keeps_memory_flat():
     model, vocab, stream = build()
     batches = BPTTBatches(stream, batch_size=2, bptt=5).epoch_batches(0)
-    carried = LMTask()
+    carried = LMObjective()
     carried.loss(model, batches[0])
     with_state = carried.loss(model, batches[1])[0].item()
-    fresh = LMTask().loss(model, batches[1].__class__(batches[1].inputs, batches[1].targets, True))[0].item()
+    fresh = LMObjective().loss(model, batches[1].__class__(batches[1].inputs, batches[1].targets, True))[0].item()
     assert with_state != pytest.approx(fresh)
     # Detached state: the autograd graph of chunk k (and so its memory) does not grow with k.
-    task, sizes = LMTask(), []
+    task, sizes = LMObjective(), []
     for batch in batches[:12]:
         loss, count = task.loss(model, batch)
         sizes.append(graph_size(loss))

@@ -12,7 +12,7 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.tagger import CRF, Tagger, TaggerConfig
 from seqlab.metrics.classification import chunk_f1, chunks
-from seqlab.tasks.tagging import TaggingTask, tagging_batches
+from seqlab.tasks.tagging import Preprocessing, TaggingObjective, tagging_batches
 
 
 def brute_force(crf: CRF, emissions: torch.Tensor, length: int) -> tuple[torch.Tensor, list[int]]:
@@ -101,34 +101,34 @@ def toy_sentences(count: int, seed: int) -> list[TaggedSentence]:
 def test_learns_a_toy_chunking_task(crf):
     torch.manual_seed(0)
     tag_names = ["O", "B-NP", "I-NP", "B-VP", "I-VP"]
-    tag_ids = {tag: i for i, tag in enumerate(tag_names)}
     train, test = toy_sentences(150, seed=1), toy_sentences(60, seed=2)
     vocab = Vocab.build([s.words for s in train])
     model = Tagger(TaggerConfig(embedding_size=16, hidden_size=16, dropout=0.0, crf=crf), len(vocab), len(tag_names))
-    task = TaggingTask(tag_names)
+    task = TaggingObjective(tag_names)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    batches = tagging_batches(train, vocab, tag_ids, batch_size=15, seed=0)
+    pre = Preprocessing(vocab, tag_names)
+    batches = tagging_batches(train, pre, batch_size=15, seed=0)
     for epoch in range(10):
         for batch in batches.epoch_batches(epoch):
             loss_sum, count = task.loss(model, batch)
             optimizer.zero_grad()
             (loss_sum / count).backward()
             optimizer.step()
-    scores = task.evaluate(model, tagging_batches(test, vocab, tag_ids, 30, shuffle=False).epoch_batches(0))
+    scores = task.evaluate(model, tagging_batches(test, pre, 30, shuffle=False).epoch_batches(0))
     assert scores["accuracy"] > 0.97 and scores["chunk_f1"] > 0.95
 
 
 def test_loss_count_is_the_number_of_tokens_and_unknown_tags_fail():
     vocab = Vocab.build([["a", "b"]])
     sentences = [TaggedSentence(["a", "b"], ["X", "X"], ["B-NP", "I-NP"]), TaggedSentence(["a"], ["X"], ["O"])]
-    batch = tagging_batches(sentences, vocab, {"O": 0, "B-NP": 1, "I-NP": 2}, 2, shuffle=False).epoch_batches(0)[0]
+    batch = tagging_batches(sentences, Preprocessing(vocab, ["O", "B-NP", "I-NP"]), 2, shuffle=False).epoch_batches(0)[0]
     model = Tagger(TaggerConfig(embedding_size=4, hidden_size=4), len(vocab), 3)
-    assert TaggingTask(["O", "B-NP", "I-NP"]).loss(model, batch)[1] == 3
+    assert TaggingObjective(["O", "B-NP", "I-NP"]).loss(model, batch)[1] == 3
     # Batches are length-sorted even without shuffling (less padding); ``indices`` say which sentence is which.
     assert batch.indices.tolist() == [1, 0]
     assert batch.tags.tolist() == [[0, 0], [1, 2]] and batch.mask.tolist() == [[True, False], [True, True]]
     with pytest.raises(DataError, match="I-LST"):
-        tagging_batches([TaggedSentence(["a"], ["X"], ["I-LST"])], vocab, {"O": 0}, 2)
+        tagging_batches([TaggedSentence(["a"], ["X"], ["I-LST"])], Preprocessing(vocab, ["O"]), 2)
 
 
 @pytest.mark.parametrize("changes,key", [({"cell": "tcn"}, "cell"), ({"hidden_size": 0}, "hidden_size"),

@@ -483,14 +483,15 @@ def test_overfits_one_batch(pre_norm):
 
 def test_task_loss_on_real_positions_equals_the_padded_loss():
     from seqlab.contracts import Seq2SeqBatch
-    from seqlab.train.loss import Seq2SeqTask, token_nll_sum
+    from seqlab.tasks.translation import Seq2SeqObjective
+    from seqlab.train.loss import token_nll_sum
 
     model = tiny_model(dropout=0.0).eval()
     src, src_mask, tgt_in = padded_batch()
     tgt_mask = tgt_in != 0
     tgt_out = torch.where(tgt_mask, torch.roll(tgt_in, -1, 1).clamp(min=3), torch.zeros_like(tgt_in))
     batch = Seq2SeqBatch(src, src_mask, tgt_in, tgt_out, tgt_mask, torch.arange(src.size(0)))
-    packed, count = Seq2SeqTask(0.1).loss(model, batch)  # real positions, projection fused with the loss
+    packed, count = Seq2SeqObjective(0.1).loss(model, batch)  # real positions, projection fused with the loss
     padded = token_nll_sum(model(src, src_mask, tgt_in), tgt_out, 0.1)  # (B, T, V) logits, the readable twin
     assert count == int(tgt_mask.sum())
     assert torch.allclose(packed, padded, atol=1e-4)

@@ -1,0 +1,208 @@
+"""Language models (RNN/GRU/LSTM and decoder-only Transformer) on a continuous token stream: truncated BPTT,
+exact perplexity, generation that continues a forced prompt, and sentence scoring.
+
+Data: ``seqlab.data.streams`` (PTB, The Time Machine, your own files; word or character level).  Training walks
+the stream in ``bptt``-token chunks, carrying the hidden state from one chunk to the next and detaching it so
+gradients stop at the chunk boundary (Zaremba et al. 2014); the state is reset at the start of every epoch.
+Validation is the exact perplexity of the valid split.  Distributed: each worker reads every N-th of the
+``batch_size`` stream columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seqlab.config import RunConfig
+from seqlab.contracts import PAD_ID
+from seqlab.data.streams import (BPTTBatches, LMBatch, clean_d2l, boundary_id, split_lines, to_stream,
+                                 tokenize_lines)
+from seqlab.data.streams import LMDataConfig as DataConfig
+from seqlab.data.vocab import Vocab
+from seqlab.decoding import DecodeConfig, search
+from seqlab.data.corpora import read_lines
+from seqlab.errors import ConfigError, DataError
+from seqlab.models.build import LM_CONFIGS as MODEL_CONFIGS  # noqa: F401  (the task table reads it)
+from seqlab.models.build import build_lm
+from seqlab.models.rnn_lm import RNNLMState
+from seqlab.run_dir import LoadedModel, TrainingRun
+from seqlab.train.loss import linear_cross_entropy_sum
+
+# What the task table reads (seqlab.tasks): DataConfig, MODEL_CONFIGS (imported above), Preprocessing and these.
+DEFAULT_ARCHITECTURE = "rnn"
+DEFAULTS: dict[str, Any] = {}
+GENERATES = True
+SCHEDULED_SAMPLING = False
+
+
+def check(config: RunConfig, world_size: int = 1) -> None:
+    """What a run of this task cannot do: share fewer stream columns than there are workers."""
+    if config.data.batch_size < world_size:
+        raise ConfigError(f"data.batch_size: {config.data.batch_size} stream columns cannot be shared by "
+                          f"{world_size} workers")
+
+
+def build_model(config: RunConfig, pre: "Preprocessing") -> torch.nn.Module:
+    return build_lm(config.model.architecture, config.model.options, len(pre.vocab))
+
+
+def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
+    pre, streams = prepare_lm(config.data)
+    return TrainingRun(build_model(config, pre), LMObjective(),
+                       BPTTBatches(streams["train"], config.data.batch_size, config.data.bptt),
+                       lm_validator(streams["valid"], config.data.bptt, device), pre,
+                       {split: len(stream) for split, stream in streams.items()})
+
+
+class LMObjective:
+    """Truncated BPTT: the hidden state flows from chunk to chunk (detached); transformers see each chunk alone."""
+
+    def __init__(self):
+        self.state = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The carried hidden state, which the checkpoints keep: a run resumed mid-epoch continues with it."""
+        if self.state is None:
+            return {}
+        return {"hidden": self.state.hidden, "cell": self.state.cell}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.state = RNNLMState(saved["hidden"], saved.get("cell")) if saved else None
+
+    def loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+        # With an ``output_layer`` the model yields the vectors it reads, (B, T, D), and the projection is fused
+        # with the loss (no (B*T, V) logits kept); otherwise its forward yields the logits (B, T, V).
+        output = getattr(model, "output_layer", None)
+        run = model if output is None else model.hidden_states
+        if getattr(model, "stateful", False):
+            state = None if batch.first or self.state is None else self.state
+            out, state = run(batch.inputs, state)
+            self.state = state.detach()
+        else:
+            out = run(batch.inputs, batch.inputs != PAD_ID)
+        if output is not None:
+            loss = linear_cross_entropy_sum(out, output.weight, output.bias, batch.targets, ignore_index=None)
+        else:
+            loss = F.cross_entropy(out.reshape(-1, out.size(-1)).float(), batch.targets.reshape(-1), reduction="sum")
+        return loss, batch.targets.numel()
+
+
+@torch.no_grad()
+def stream_nll(model: torch.nn.Module, stream: np.ndarray, bptt: int, device: torch.device | str = "cpu",
+               batch_size: int = 1) -> tuple[float, int]:
+    """Summed NLL of every token of ``stream`` after the opening one: each is predicted exactly once.
+
+    batch_size 1 reads the split as one sequence (exact, the state carried all the way); more columns are faster
+    but each column starts from a fresh state.
+    """
+    was_training = model.training
+    model.eval()
+    objective, total, count = LMObjective(), 0.0, 0
+    for batch in BPTTBatches(stream, batch_size, bptt).epoch_batches(0):
+        loss, n = objective.loss(model, batch.to(device))
+        total, count = total + float(loss), count + n
+    model.train(was_training)
+    return total, count
+
+
+def lm_validator(valid_stream: np.ndarray, bptt: int, device: torch.device | str):
+    def validate(model: torch.nn.Module) -> dict[str, Any]:
+        nll, count = stream_nll(model, valid_stream, bptt, device, batch_size=10)
+        return {"loss": nll / count, "ppl": math.exp(min(nll / count, 50.0)), "tokens": count}
+
+    return validate
+
+
+# ------------------------------------------------------------------------------------------------ using an LM
+@dataclass
+class Preprocessing:
+    """What an LM model directory needs to read text: the vocabulary and the tokenization level."""
+
+    vocab: Any
+    level: str
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(clean_d2l(text)) if self.level == "char" else text.split()
+
+    def detokenize(self, tokens: list[str]) -> str:
+        return "".join(tokens) if self.level == "char" else " ".join(tokens)
+
+    def text_files(self) -> dict[str, Vocab]:
+        return {"vocab.txt": self.vocab}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab": self.vocab.to_dict(), "level": self.level}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
+        return cls(Vocab.from_dict(data["vocab"]), data["level"])
+
+
+@torch.no_grad()
+def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[str],
+                    device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+    """log p(sentence) = Σ log p(w_t | <boundary> w_<t), with the closing <eos> at word level (natural log)."""
+    model.eval()
+    results = []
+    for sentence in sentences:
+        tokens = pre.tokenize(sentence)
+        ids = [boundary_id(pre.vocab, pre.level)] + pre.vocab.encode(tokens)
+        if pre.level == "word":
+            ids.append(pre.vocab.eos_id)
+        stream = torch.tensor(ids, device=device).unsqueeze(0)  # (1, T+1)
+        if getattr(model, "stateful", False):
+            logits, _ = model(stream[:, :-1])
+        else:
+            logits = model(stream[:, :-1], stream[:, :-1] != PAD_ID)
+        log_probs = torch.log_softmax(logits.float(), -1)[0].gather(1, stream[0, 1:, None])[:, 0]  # (T,)
+        total = float(log_probs.sum())
+        results.append({"sentence": sentence, "log_prob": total, "tokens": len(log_probs),
+                        "per_token": total / max(len(log_probs), 1),
+                        "oov": sum(1 for t in tokens if t not in pre.vocab)})
+    return results
+
+
+def split_perplexity(loaded: LoadedModel, file: str | None = None, split: str = "test",
+                     device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Exact perplexity of a split of the trained dataset, or of a text file read the same way."""
+    pre, data = loaded.preprocessing, loaded.config.data
+    if file:
+        lines, source = read_lines(file), file
+    else:
+        splits = split_lines(data)
+        if split not in splits:
+            raise DataError(f"--split: {data.dataset} has the splits {', '.join(splits)}, not {split!r}")
+        lines, source = splits[split], f"{data.dataset} {split}"
+    stream = to_stream(tokenize_lines(lines, pre.level), pre.vocab, pre.level)
+    nll, count = stream_nll(loaded.model, stream, data.bptt, device)
+    return {"source": source, "tokens": count, "loss": nll / max(count, 1),
+            "perplexity": math.exp(min(nll / max(count, 1), 50.0))}
+
+
+def generate(model: torch.nn.Module, pre: Preprocessing, prompt: str, max_tokens: int, decode: DecodeConfig,
+             device: torch.device | str = "cpu") -> str:
+    """Force the prompt's tokens, then continue with the decode config's strategy (greedy, sampling or beam)."""
+    model.eval()
+    prefix = [pre.vocab.encode(pre.tokenize(prompt))]
+    state = model.init_state(1, device) if getattr(model, "stateful", False) else model.init_state(1)
+    generator = torch.Generator().manual_seed(decode.seed if decode.seed is not None else 0)
+    with torch.no_grad():
+        best = search(model, state, 1, boundary_id(pre.vocab, pre.level), pre.vocab.eos_id, decode,
+                      len(prefix[0]) + max_tokens, prefix, generator)[0][0]
+    return pre.detokenize(pre.vocab.decode(best.tokens))
+
+
+def prepare_lm(config: DataConfig) -> tuple[Preprocessing, dict[str, np.ndarray]]:
+    """Read the splits, build the vocabulary on train, and turn every split into an id stream."""
+    lines = split_lines(config)
+    token_lines = {split: tokenize_lines(split_lines_, config.level) for split, split_lines_ in lines.items()}
+    specials = (" ",) if config.level == "char" else ()
+    vocab = Vocab.build(token_lines["train"], min_freq=config.min_freq, max_size=config.max_vocab_size,
+                        specials=specials)
+    streams = {split: to_stream(tl, vocab, config.level) for split, tl in token_lines.items()}
+    return Preprocessing(vocab, config.level), streams
