@@ -13,7 +13,7 @@ def plot_attention(weights: torch.Tensor, src_tokens: list[str], out_tokens: lis
 
     weights: (T_out, S) attention of every output step over the source positions.
     """
-    import matplotlib
+    import matplotlib  # here, not at the top: half a second of start-up, paid only when a plot is drawn
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt

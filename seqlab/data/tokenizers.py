@@ -104,7 +104,7 @@ class SentencePieceTokenizer:
     """Subword pieces from a sentencepiece model held as serialized proto bytes (so it fits in a checkpoint)."""
 
     def __init__(self, model_proto: bytes, lowercase: bool = False):
-        import sentencepiece
+        import sentencepiece  # here, not at the top: word- and char-level runs never load it
 
         self.model_proto = bytes(model_proto)
         self.lowercase = lowercase
@@ -122,7 +122,7 @@ class SentencePieceTokenizer:
         instead of sentencepiece's "Vocabulary size too high" error.  bos/eos/pad are left to ``Vocab``; the
         model keeps only its ``<unk>`` piece.
         """
-        import sentencepiece
+        import sentencepiece  # as in __init__: only subword runs load it
 
         texts = [text.lower() for text in texts] if lowercase else list(texts)
         if not any(text.strip() for text in texts):

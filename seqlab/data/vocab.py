@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from seqlab.data.corpora import read_lines
 from seqlab.errors import DataError
 from seqlab.utils import atomic_write
 
@@ -153,8 +154,6 @@ def _load_json(path: Path) -> Vocab:
 
 
 def _load_lines(path: Path) -> Vocab:
-    from seqlab.data.corpora import read_lines
-
     tokens = read_lines(path)
     _check_tokens(tokens, path)
     return Vocab(tokens)

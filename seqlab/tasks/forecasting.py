@@ -181,7 +181,7 @@ def write_table(path: str | Path, table: dict[str, list[Any]]) -> None:
 
 def plot_table(path: str | Path, table: dict[str, list[Any]], title: str = "") -> None:
     """Observed series with its 1-step, K-step and future predictions (d2l's figures, one picture)."""
-    import matplotlib
+    import matplotlib  # here, not at the top: half a second of start-up, paid only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -204,7 +204,7 @@ def pad_sources(sources: list, device: torch.device) -> tuple[torch.Tensor, torc
 def evaluate(loaded: LoadedModel, pairs: list[tuple[str, str]], decode: DecodeConfig, device: str = "cpu",
              batch_size: int = 64) -> tuple[list[str], Any, dict[str, float]]:
     """(hypotheses, sacreBLEU's corpus BLEU, teacher-forced perplexity) of ``pairs``."""
-    from seqlab.metrics.bleu import corpus_bleu
+    from seqlab.metrics.bleu import corpus_bleu  # sacreBLEU: imported when a model is scored, not at start-up
 
     translator = Translator(loaded.model, loaded.preprocessing, decode, device, batch_size)
     hyps = [t.text for t in translator.translate([s for s, _ in pairs])]

@@ -88,10 +88,8 @@ class Distributed:
         """DDP around ``module``: parameters broadcast from worker 0, gradients averaged during backward."""
         if not self.enabled:
             return module
-        from torch.nn.parallel import DistributedDataParallel
-
         device_ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=device_ids)
+        return torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
     def shard(self, batch: Any) -> Any:
         """This worker's rows of ``batch``: rows rank, rank + N, rank + 2N, ... of every (B, ...) tensor field.
