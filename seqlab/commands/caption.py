@@ -10,11 +10,9 @@ The task itself is ``seqlab.tasks.captioning``.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from seqlab.commands.common import run_task_action
+from seqlab.commands.task_verbs import run_task_action
 from seqlab.errors import SeqlabError
-from seqlab.utils import atomic_write
 
 HELP = "image captioning (Flickr8k): train, caption images with beam search, BLEU-1..4 on a split"
 TASK = "captioning"
@@ -53,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     import torch
 
-    from seqlab.commands.evaluate import decode_config_from_args
+    from seqlab.commands.shared import decode_config_from_args, write_captions
     from seqlab.data.images import read_image_file
     from seqlab.tasks import load_model_dir
     from seqlab.tasks.captioning import caption
@@ -66,12 +64,3 @@ def predict(args: argparse.Namespace) -> int:
     captions = caption(loaded, images, decode_config_from_args(loaded.config.decode, args))
     write_captions(args.out, args.images, captions)
     return 0
-
-
-def write_captions(path: str | None, names: list[str], captions: list[list[str]]) -> None:
-    text = "".join(f"{name}\t{' '.join(words)}\n" for name, words in zip(names, captions))
-    if path is None:
-        sys.stdout.write(text)
-        return
-    with atomic_write(path) as handle:
-        handle.write(text)

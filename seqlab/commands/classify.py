@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from seqlab.commands.common import (add_model_arguments, add_task_actions, read_input_lines, run_task_action,
-                                    write_output_lines)
+from seqlab.commands.shared import read_input_lines, write_output_lines
+from seqlab.commands.task_verbs import add_model_arguments, add_task_actions, run_task_action
 
 HELP = "sentence classification (MR, TREC, TSV files): train, predict, evaluate"
 TASK = "classification"

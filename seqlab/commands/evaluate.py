@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seqlab.commands.common import print_json
+from seqlab.commands.shared import decode_config_from_args, print_json
 from seqlab.errors import DataError, SeqlabError
 from seqlab.utils import atomic_write
 
@@ -34,24 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--hyp-out", "--output", dest="out",
                         help="also write the outputs here (hypotheses, captions, or the JSON scores)")
     parser.add_argument("--json", action="store_true", help="translation, lm: one JSON object instead of text")
-
-
-def decode_config_from_args(base, args: argparse.Namespace):
-    """The model's saved decode config with the command-line choices on top."""
-    from seqlab.config import from_dict, to_dict
-    from seqlab.decoding.config import DecodeConfig
-
-    values = to_dict(base)
-    if getattr(args, "beam", None) is not None:
-        values.update(beam_size=args.beam, strategy="beam" if args.beam > 1 else "greedy")
-    if getattr(args, "sample", False):
-        values["strategy"] = "sample"
-    for option in ("alpha", "nbest", "max_len", "temperature", "top_k", "top_p", "seed"):
-        if getattr(args, option, None) is not None:
-            values[option] = getattr(args, option)
-    if values.get("nbest", 1) > 1 and values["strategy"] != "beam":
-        values["strategy"] = "beam"
-    return from_dict(DecodeConfig, values, "decode.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +100,7 @@ def evaluate_labelled(loaded, args: argparse.Namespace) -> None:
 
 
 def evaluate_captioning(loaded, args: argparse.Namespace) -> None:
-    from seqlab.commands.caption import write_captions
+    from seqlab.commands.shared import write_captions
     from seqlab.tasks.captioning import evaluate
 
     scores, items, hypotheses = evaluate(loaded, args.split, decode_config_from_args(loaded.config.decode, args))

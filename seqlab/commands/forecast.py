@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seqlab.commands.common import run_task_action
+from seqlab.commands.task_verbs import run_task_action
 from seqlab.errors import SeqlabError
 
 HELP = "forecast a numeric series (CSV, noisy sine, sunspots) with a tau-lag MLP or a latent RNN"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 
 from seqlab.commands.classify import add_predict_arguments
-from seqlab.commands.common import add_task_actions, read_input_lines, run_task_action, write_output_lines
+from seqlab.commands.shared import read_input_lines, write_output_lines
+from seqlab.commands.task_verbs import add_task_actions, run_task_action
 
 HELP = "sequence tagging (CoNLL-2000 chunking or POS): train, predict, evaluate"
 TASK = "tagging"

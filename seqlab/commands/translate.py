@@ -48,7 +48,7 @@ def read_input(path: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.commands.evaluate import decode_config_from_args
+    from seqlab.commands.shared import decode_config_from_args
     from seqlab.tasks.translation import Translator
 
     models = load_models(args)

@@ -126,7 +126,7 @@ def test_train_kill_resume_equals_uninterrupted_and_a_used_directory_is_refused(
     assert expected.keys() == resumed.keys()
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name
-    with pytest.raises(SeqlabError, match="already holds a trained model"):
+    with pytest.raises(SeqlabError, match=r"already holds a trained model.*resume=True.*overwrite=True"):
         train(load_config(config_path))
 
 

@@ -1,14 +1,10 @@
-"""What the task verbs share: ``train`` / ``predict`` / ``evaluate`` actions, reading input lines, writing
-outputs atomically.  Only argument parsing and I/O: the work is done by ``seqlab.tasks``."""
+"""The task verbs' shared shape (``seqlab classify|tag|caption|forecast ACTION ...``): ``train`` and ``evaluate``
+are ``seqlab train`` / ``seqlab evaluate`` restricted to the verb's task; each verb adds its own ``predict``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from typing import Any, Callable, Sequence
-
-from seqlab.utils import atomic_write
+from typing import Callable
 
 
 def add_task_actions(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
@@ -35,29 +31,3 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     parser.add_argument("--batch-size", type=int, default=64)
-
-
-def read_input_lines(source: str | None) -> list[str]:
-    """The lines of ``source`` (a file, or ``-`` / None for stdin), without line ends."""
-    from seqlab.data.corpora import read_lines
-
-    if source in (None, "-"):
-        return [line.rstrip("\r\n") for line in sys.stdin]
-    return read_lines(source)
-
-
-def write_output_lines(lines: Sequence[str], output: str | None) -> None:
-    text = "".join(line + "\n" for line in lines)
-    if output:
-        with atomic_write(output) as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
-
-
-def print_json(record: dict[str, Any], output: str | None = None) -> None:
-    text = json.dumps(record, indent=2)
-    if output:
-        with atomic_write(output) as handle:
-            handle.write(text + "\n")
-    print(text)

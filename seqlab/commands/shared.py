@@ -1,0 +1,65 @@
+"""What the commands share that is not a command: reading input lines, writing outputs atomically, and the
+decode section with the command line's choices on top.  Only argument handling and I/O: the work is done by
+``seqlab.tasks``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from seqlab.utils import atomic_write
+
+
+def decode_config_from_args(base, args: argparse.Namespace):
+    """The model's saved decode config with the command-line choices on top."""
+    from seqlab.config import from_dict, to_dict
+    from seqlab.decoding.config import DecodeConfig
+
+    values = to_dict(base)
+    if getattr(args, "beam", None) is not None:
+        values.update(beam_size=args.beam, strategy="beam" if args.beam > 1 else "greedy")
+    if getattr(args, "sample", False):
+        values["strategy"] = "sample"
+    for option in ("alpha", "nbest", "max_len", "temperature", "top_k", "top_p", "seed"):
+        if getattr(args, option, None) is not None:
+            values[option] = getattr(args, option)
+    if values.get("nbest", 1) > 1 and values["strategy"] != "beam":
+        values["strategy"] = "beam"
+    return from_dict(DecodeConfig, values, "decode.")
+
+
+def read_input_lines(source: str | None) -> list[str]:
+    """The lines of ``source`` (a file, or ``-`` / None for stdin), without line ends."""
+    from seqlab.data.corpora import read_lines
+
+    if source in (None, "-"):
+        return [line.rstrip("\r\n") for line in sys.stdin]
+    return read_lines(source)
+
+
+def write_output_lines(lines: Sequence[str], output: str | None) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if output:
+        with atomic_write(output) as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def print_json(record: dict[str, Any], output: str | None = None) -> None:
+    text = json.dumps(record, indent=2)
+    if output:
+        with atomic_write(output) as handle:
+            handle.write(text + "\n")
+    print(text)
+
+
+def write_captions(path: str | None, names: list[str], captions: list[list[str]]) -> None:
+    text = "".join(f"{name}\t{' '.join(words)}\n" for name, words in zip(names, captions))
+    if path is None:
+        sys.stdout.write(text)
+        return
+    with atomic_write(path) as handle:
+        handle.write(text)
