@@ -23,7 +23,7 @@ from common import git_commit, machine, train_or_skip, training_throughput, writ
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--name", required=True)
+    parser.add_argument("--name", help="results file name (default: the config's file name without .yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
     parser.add_argument("--nproc", type=int, default=1, help="train with N data-parallel worker processes (DDP)")
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--sample-tokens", type=int, default=None,
                         help="tokens per sample (default: 20 words, or 100 characters at char level)")
     args = parser.parse_args()
+    args.name = args.name or Path(args.config).stem
 
     import math
 

@@ -48,13 +48,14 @@ def average_snapshots(model_dir: Path, count: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
-    parser.add_argument("--name", required=True)
+    parser.add_argument("--name", help="results file name (default: the config's file name without .yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--skip-train", action="store_true", help="only evaluate an existing model dir")
     parser.add_argument("--average", type=int, default=0,
                         help="also evaluate the average of the last N snapshots (train.keep_last >= N)")
     parser.add_argument("--nproc", type=int, default=1, help="train with N data-parallel worker processes (DDP)")
     args = parser.parse_args()
+    args.name = args.name or Path(args.config).stem
 
     from seqlab.data.pipeline import load_split
     from seqlab.tasks import load_config, load_model_dir

@@ -55,8 +55,23 @@ SUMMARIES: dict[str, str] = {
 }
 
 
+def version_line() -> str:
+    """``seqlab 0.1.0 (torch 2.13.0, python 3.11.7)``, read from package metadata so torch is not imported."""
+    import platform
+    from importlib import metadata
+
+    import seqlab
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    return f"seqlab {seqlab.__version__} (torch {torch_version}, python {platform.python_version()})"
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqlab", description="Sequence models on real data.")
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_path in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=SUMMARIES.get(name, ""), description=SUMMARIES.get(name, ""))
@@ -82,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     except SeqlabError as error:
         print(f"seqlab: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("seqlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # training says where its checkpoint stands and how to resume
+        print(f"seqlab: interrupted{f': {interrupt}' if str(interrupt) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `seqlab translate ... | head` is not an error
         return 0

@@ -74,7 +74,7 @@ def check_model_dir(config: RunConfig, resume: bool, overwrite: bool) -> None:
         saved = load_checkpoint(last).get("extra", {}).get("config")
         difference = first_difference(saved, config.to_dict())
         if difference:
-            raise SeqlabError(f"resume: config differs from the one {model_dir} was trained with at {difference}")
+            raise SeqlabError(f"--resume: config differs from the one {model_dir} was trained with at {difference}")
     elif last.is_file() and not overwrite:
         raise SeqlabError(f"{model_dir}: already holds a trained model; continue it (--resume, resume=True) or "
                           f"start afresh (--overwrite, overwrite=True)")
@@ -108,7 +108,7 @@ def write_run_files(config: RunConfig, run: TrainingRun, workers: int) -> None:
             content.save(model_dir / name)
     info = {"event": "start", "task": config.task, "seqlab": seqlab.__version__, "torch": torch.__version__,
             "python": platform.python_version(), "machine": platform.platform(), "argv": sys.argv,
-            "seed": config.train.seed, "examples": run.sizes, "workers": workers,
+            "seed": config.train.seed, "threads": torch.get_num_threads(), "examples": run.sizes, "workers": workers,
             "parameters": sum(p.numel() for p in run.model.parameters()),
             "sizes": {name: len(content) for name, content in files.items()}}
     with open(model_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
@@ -117,7 +117,7 @@ def write_run_files(config: RunConfig, run: TrainingRun, workers: int) -> None:
 
 def summary(config: RunConfig, progress: Any, workers: int) -> dict[str, Any]:
     """What ``seqlab train`` prints as JSON."""
-    return {"task": config.task, "model_dir": config.model_dir, "steps": progress.step, "epochs": progress.epoch,
+    return {"task": config.task, "model_dir": config.model_dir, "steps": progress.step, "epochs": progress.epochs_seen,
             "best_" + config.train.early_stopping_metric: progress.best_metric,
             "stop_reason": progress.stop_reason, "wall_seconds": round(progress.elapsed_seconds, 1),
             "workers": workers}

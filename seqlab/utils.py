@@ -4,25 +4,62 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+from seqlab.errors import SeqlabError
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """The permission bits the file would get from a plain ``open(path, "w")``: an existing file keeps its
+    mode; a new one gets 0666 less the umask (mkstemp's 0600 would hide outputs from the group and others)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a Path, or a ``SeqlabError`` when it cannot become a file: it is a directory, or a parent
+    is a file.  Commands call it before long work, so a typo in ``-o`` fails at once."""
+    path = Path(path)
+    if path.is_dir():
+        raise SeqlabError(f"{path}: is a directory, expected a file name for the output")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SeqlabError(f"{parent}: not a directory (in the output path {path})")
+            break
+    return path
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Write ``path`` all-or-nothing: into a temp file beside it, fsync, then rename over it.
 
-    A crash or an exception half-way leaves the old file (or no file) in place, never a truncated one.
+    A crash or an exception half-way leaves the old file (or no file) in place, never a truncated one.  The file
+    ends with the mode an ordinary write would give it (an overwritten file's own, else the umask's).  A
+    directory at ``path`` is a ``SeqlabError``, raised before anything is written.
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    final_mode = _final_mode(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), final_mode)
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except BaseException:

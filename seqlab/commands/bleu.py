@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from seqlab.errors import DataError, SeqlabError
 
@@ -103,7 +102,6 @@ def read_hyps_and_refs(hyp_path: str, ref_paths: list[str]) -> tuple[list[str], 
 
 
 def _stdin_lines() -> list[str]:
-    lines = sys.stdin.read().split("\n")
-    if lines[-1] == "":  # the final newline ends the last line
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    from seqlab.data.corpora import read_stdin_lines
+
+    return read_stdin_lines()

@@ -12,7 +12,7 @@ import json
 
 from seqlab.commands.shared import decode_config_from_args, print_json
 from seqlab.errors import DataError, SeqlabError
-from seqlab.utils import atomic_write
+from seqlab.utils import atomic_write, check_output_path
 
 HELP = "score a trained model of any task on a split or on files (BLEU, perplexity, accuracy, F1, MSE)"
 
@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seqlab.tasks import load_model_dir
 
+    if args.out:
+        check_output_path(args.out)
     loaded = load_model_dir(args.model_dir, args.checkpoint, args.device, task=getattr(args, "task", None))
     if loaded.config.data is not None and args.data_dir and hasattr(loaded.config.data, "data_dir"):
         loaded.config.data.data_dir = args.data_dir

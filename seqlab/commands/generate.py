@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from seqlab.errors import SeqlabError
+
 HELP = "generate text from a trained language model, optionally continuing a prompt"
 
 
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.tasks import load_model_dir
     from seqlab.tasks.language_model import generate
 
+    if args.num < 1:
+        raise SeqlabError(f"--num: must be >= 1, got {args.num}")
     loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
     for index in range(args.num):
         decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,

@@ -77,6 +77,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ConfigError("lm ngram: nothing to do; add --eval FILE, --arpa OUT, --save OUT or --generate")
     if args.num < 1 or args.max_len < 1:
         raise ConfigError(f"--num and --max-len: must be >= 1, got {args.num} and {args.max_len}")
+    from seqlab.utils import check_output_path
+
+    for output in (args.arpa, args.save):  # before the model is built, not after
+        if output:
+            check_output_path(output)
 
 
 def read_sentences(path: str | Path) -> list[list[str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from seqlab.errors import SeqlabError
 
@@ -45,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def score_lm(loaded, args: argparse.Namespace) -> int:
-    from seqlab.data.corpora import read_lines
+    from seqlab.data.corpora import read_input_lines
     from seqlab.tasks.language_model import score_sentences
 
-    lines = read_lines(args.input) if args.input else [line.rstrip("\n") for line in sys.stdin]
+    lines = read_input_lines(args.input)
     results = score_sentences(loaded.model, loaded.preprocessing, [line for line in lines if line.strip()])
     for result in results:
         print(f"{result['log_prob']:.4f}\t{result['per_token']:.4f}\t{result['sentence']}")

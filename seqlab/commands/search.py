@@ -47,6 +47,8 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
 
 def trials(grid: dict[str, list[str]], count: int, seed: int) -> list[dict[str, str]]:
     """Every point of the grid in a fixed order, or ``count`` distinct random ones."""
+    if count < 0:
+        raise ConfigError(f"--random: must be >= 0, got {count}")
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     if count and count < len(points):
         points = random.Random(seed).sample(points, count)

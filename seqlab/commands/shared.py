@@ -32,11 +32,9 @@ def decode_config_from_args(base, args: argparse.Namespace):
 
 def read_input_lines(source: str | None) -> list[str]:
     """The lines of ``source`` (a file, or ``-`` / None for stdin), without line ends."""
-    from seqlab.data.corpora import read_lines
+    from seqlab.data.corpora import read_input_lines as read_checked
 
-    if source in (None, "-"):
-        return [line.rstrip("\r\n") for line in sys.stdin]
-    return read_lines(source)
+    return read_checked(source)
 
 
 def write_output_lines(lines: Sequence[str], output: str | None) -> None:

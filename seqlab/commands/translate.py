@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seqlab.utils import atomic_write
+from seqlab.utils import atomic_write, check_output_path
 
 HELP = "translate lines with a trained model (stdin/stdout by default)"
 
@@ -39,21 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights' dtype for decoding; bfloat16 is faster on CPUs with AMX / AVX-512 BF16")
 
 
-def read_input(path: str | None) -> list[str]:
-    if path is None:
-        return [line.rstrip("\n") for line in sys.stdin]
-    from seqlab.data.corpora import read_lines
-
-    return read_lines(path)
-
-
 def run(args: argparse.Namespace) -> int:
-    from seqlab.commands.shared import decode_config_from_args
+    from seqlab.commands.shared import decode_config_from_args, read_input_lines
     from seqlab.tasks.translation import Translator
 
+    if args.output:  # a directory or a file parent fails now, not after the decoding
+        check_output_path(args.output)
     models = load_models(args)
     decode = decode_config_from_args(models[0].config.decode, args)
-    lines = read_input(args.input)
+    lines = read_input_lines(args.input)
     if len(models) > 1 and args.ensemble == "vote":
         outputs = vote([Translator(m.model, m.preprocessing, decode, args.device, args.batch_size).translate(lines)
                         for m in models])

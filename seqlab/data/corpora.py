@@ -8,8 +8,10 @@ a TSV line with too few columns.
 from __future__ import annotations
 
 import gzip
+import sys
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from seqlab.errors import DataError
 
@@ -39,15 +41,48 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     data = read_bytes(path)
     if not data:
         raise DataError(f"{path}: file is empty")
+    return decode_lines(data, path, encoding)
+
+
+def decode_lines(data: bytes, name: str | Path, encoding: str = "utf-8") -> list[str]:
+    """``data`` decoded strictly and split into lines as ``read_lines`` does; ``name`` is what errors quote."""
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as error:
-        raise DataError(_decode_error_message(path, data, error, encoding)) from None
+        raise DataError(_decode_error_message(name, data, error, encoding)) from None
     text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     if lines[-1] == "":  # the final newline ends the last line, it does not open a new one
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+STDIN_NAME = "<stdin>"
+
+
+def read_stdin_lines(stream: BinaryIO | None = None, encoding: str = "utf-8") -> list[str]:
+    """All lines of standard input, checked like a file's: the bytes are decoded strictly here, never by the
+    locale's text layer (which passes latin-1 silently under one locale and raises a traceback under another).
+    An empty stdin is no lines, not an error: ``printf '' | seqlab translate M`` prints nothing."""
+    data = (stream if stream is not None else sys.stdin.buffer).read()
+    return decode_lines(data, STDIN_NAME, encoding) if data else []
+
+
+def decode_stdin_line(raw: bytes, number: int, encoding: str = "utf-8") -> str:
+    """One line typed at a terminal (interactive mode), checked like a file's line ``number``."""
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        message = _decode_error_message(STDIN_NAME, raw, error, encoding)
+        raise DataError(message.replace(f"{STDIN_NAME}:1:", f"{STDIN_NAME}:{number}:", 1)) from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def read_input_lines(path: str | Path | None) -> list[str]:
+    """The lines of a file, or of standard input when ``path`` is None or ``-``; one check for both."""
+    if path is None or str(path) == "-":
+        return read_stdin_lines()
+    return read_lines(path)
 
 
 def _decode_error_message(path: str | Path, data: bytes, error: UnicodeDecodeError, encoding: str) -> str:

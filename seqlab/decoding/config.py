@@ -16,6 +16,23 @@ LENGTH_PENALTIES = ("average", "gnmt", "none")
 # penalty); k_finished: at once (fairseq; HF early_stopping=True).
 BEAM_STOPPING = ("bound", "current_length", "k_finished")
 
+# Memory guards for the sizes a user types.  Beam search holds K hypotheses x V next-token scores per sentence at
+# every step (and top-2K over them), so memory grows with beam x vocabulary x sentences per batch: --beam 100000
+# reached 13.8 GB.  Sizes past these limits are refused with the limit named, never silently run.
+MAX_BEAM_SIZE = 1000  # research on the "beam search curse" goes to 500-1000; nothing useful lies beyond
+MAX_DECODE_LEN = 1024  # tokens per output sentence (a translation, a caption); not a sentence past that
+MAX_BATCH_SIZE = 4096  # sentences decoded together
+MAX_BEAM_ROWS = 4096  # sentences x beam per search call: Translator splits a batch to stay under it
+MAX_GENERATE_TOKENS = 10_000  # tokens a language model continues a prompt by
+
+
+def check_size(name: str, value: int, limit: int, low: int = 1, why: str = "") -> None:
+    """``ConfigError`` naming ``name``, the bound and (past the upper one) the reason, unless low <= value <= limit."""
+    if value < low:
+        raise ConfigError(f"{name}: must be >= {low}, got {value}")
+    if value > limit:
+        raise ConfigError(f"{name}: {value} is above the limit of {limit}{f' ({why})' if why else ''}")
+
 
 @dataclass
 class DecodeConfig:
@@ -47,9 +64,9 @@ class DecodeConfig:
             raise ConfigError(f"length_penalty: must be one of {list(LENGTH_PENALTIES)}, got {self.length_penalty!r}")
         if self.beam_stopping not in BEAM_STOPPING:
             raise ConfigError(f"beam_stopping: must be one of {list(BEAM_STOPPING)}, got {self.beam_stopping!r}")
-        for name in ("beam_size", "nbest", "max_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        check_size("beam_size", self.beam_size, MAX_BEAM_SIZE, why="memory grows with beam x vocabulary")
+        check_size("nbest", self.nbest, MAX_BEAM_SIZE, why="n-best lists come from the beam")
+        check_size("max_len", self.max_len, MAX_DECODE_LEN, why="tokens per output sentence")
         for name in ("alpha", "max_len_ratio", "min_len", "top_k", "no_repeat_ngram"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
@@ -63,6 +80,23 @@ class DecodeConfig:
             raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
         if self.repetition_penalty < 1.0:
             raise ConfigError(f"repetition_penalty: must be >= 1, got {self.repetition_penalty}")
+
+
+def check_decode_sizes(config: DecodeConfig, vocab_size: int, batch_size: int) -> None:
+    """What a decoding entry point checks beyond the config itself: the beam against the output vocabulary
+    (a beam wider than the vocabulary only multiplies the work: --beam 5000 took 47 s and 2 GB) and the batch."""
+    check_size("batch_size", batch_size, MAX_BATCH_SIZE, why="sentences decoded together")
+    if config.strategy == "beam" and config.beam_size > vocab_size:
+        raise ConfigError(f"decode.beam_size: {config.beam_size} is above the limit of {vocab_size}, the size of the "
+                          f"output vocabulary")
+
+
+def beam_batch_size(config: DecodeConfig, batch_size: int) -> int:
+    """Sentences per search call so that sentences x beam stays under ``MAX_BEAM_ROWS`` (results do not depend on
+    the batching: each sentence's beam is searched apart from the others')."""
+    if config.strategy != "beam":
+        return batch_size
+    return max(1, min(batch_size, MAX_BEAM_ROWS // config.beam_size))
 
 
 def resolve_max_len(config: DecodeConfig, src_lengths: torch.Tensor | None = None) -> int | torch.Tensor:

@@ -363,6 +363,8 @@ class NGramLM:
         estimate discounts, ``discount_fallback`` uses KenLM's 0.5 1 1.5 with a warning instead of raising.
         """
         _check_fit_arguments(order, smoothing, k, discount, min_count)
+        if max_vocab is not None and max_vocab < 1:
+            raise ConfigError(f"max_vocab: must be >= 1, got {max_vocab}")
         sentences = [list(sentence) for sentence in sentences]
         if not sentences:
             raise DataError("NGramLM.fit: no training sentences")

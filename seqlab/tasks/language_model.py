@@ -25,6 +25,7 @@ from seqlab.data.streams import (BPTTBatches, LMBatch, clean_d2l, boundary_id, s
 from seqlab.data.streams import LMDataConfig as DataConfig
 from seqlab.data.vocab import Vocab
 from seqlab.decoding import DecodeConfig, search
+from seqlab.decoding.config import MAX_GENERATE_TOKENS, check_size
 from seqlab.data.corpora import read_lines
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.build import LM_CONFIGS as MODEL_CONFIGS  # noqa: F401  (the task table reads it)
@@ -186,7 +187,9 @@ def split_perplexity(loaded: LoadedModel, file: str | None = None, split: str = 
 
 def generate(model: torch.nn.Module, pre: Preprocessing, prompt: str, max_tokens: int, decode: DecodeConfig,
              device: torch.device | str = "cpu") -> str:
-    """Force the prompt's tokens, then continue with the decode config's strategy (greedy, sampling or beam)."""
+    """Force the prompt's tokens, then continue with the decode config's strategy (greedy, sampling or beam) for
+    at most ``max_tokens`` tokens (0 <= max_tokens <= MAX_GENERATE_TOKENS)."""
+    check_size("max_tokens", max_tokens, MAX_GENERATE_TOKENS, low=0, why="tokens generated after the prompt")
     model.eval()
     prefix = [pre.vocab.encode(pre.tokenize(prompt))]
     state = model.init_state(1, device) if getattr(model, "stateful", False) else model.init_state(1)

@@ -27,6 +27,7 @@ from seqlab.contracts import PAD_ID, Seq2SeqBatch
 from seqlab.data.config import DataConfig  # noqa: F401  (the task table reads it)
 from seqlab.data.pipeline import ParallelCorpus, Preprocessing, make_batches, prepare_parallel
 from seqlab.decoding import DecodeConfig, resolve_max_len, search
+from seqlab.decoding.config import beam_batch_size, check_decode_sizes
 from seqlab.decoding.scoring import score_targets
 from seqlab.models.build import MODEL_CONFIGS, build_seq2seq  # noqa: F401  (MODEL_CONFIGS: the task table)
 from seqlab.run_dir import LoadedModel, TrainingRun
@@ -159,8 +160,10 @@ class Translator:
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, decode: DecodeConfig,
                  device: str | torch.device = "cpu", batch_size: int = 64):
+        check_decode_sizes(decode, len(preprocessing.tgt_vocab), batch_size)
         self.model, self.pre, self.decode_config = model, preprocessing, decode
-        self.device, self.batch_size = torch.device(device), batch_size
+        # a wide beam gets fewer sentences per search call, so memory stays bounded (MAX_BEAM_ROWS)
+        self.device, self.batch_size = torch.device(device), beam_batch_size(decode, batch_size)
         self.generator = torch.Generator().manual_seed(decode.seed if decode.seed is not None else 0)
 
     def translate(self, lines: list[str], return_attention: bool = False) -> list[Translation]:

@@ -36,16 +36,24 @@ from seqlab.errors import ConfigError
 from seqlab.precision import autocast, check_precision
 from seqlab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from seqlab.train.distributed import Distributed, LossModule
+from seqlab.train.events import EventWriter
 from seqlab.train.optim import build_optimizer, build_scheduler
 
 MAXIMISED_METRICS = ("bleu", "accuracy", "f1", "chunk_f1", "macro_f1")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``Trainer.fit``; the message says which update ``last.pt`` holds and how to resume."""
 
 
 @dataclass
 class TrainConfig:
     seed: int = 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_threads: int = 0  # 0 = PyTorch's default
+    # intra-op threads.  1 by default: on a CPU that other jobs share, more threads than free cores collapse
+    # (benchmarks/results/threads_under_load.json: 2 threads ran 0.13x as fast as 1 on a busy 2-core EPYC);
+    # on an idle machine raise it, e.g. --set train.num_threads=4; 0 = PyTorch's default of one per core
+    num_threads: int = 1
     precision: str = "fp32"  # fp32 | bf16: forward and loss under bfloat16 autocast, fp32 weights (seqlab.precision)
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
@@ -81,6 +89,8 @@ class TrainConfig:
     scheduled_sampling_min: float = 0.0
     scheduled_sampling_feed: str = "sample"  # sample | argmax: how the model's own prediction is chosen
     progress: bool = True
+    tensorboard: bool = True  # event files in MODEL_DIR when the tensorboard package is installed
+    log_format: str = "text"  # text | json: how progress lines on stderr look (train_log.jsonl is always JSON lines)
 
     def __post_init__(self):
         for name in ("lr", "max_epochs", "log_every"):
@@ -93,6 +103,8 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         check_precision(self.precision, "precision")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format: must be text or json, got {self.log_format!r}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"optimizer: must be adam, adamw or sgd, got {self.optimizer!r}")
         schedules = ("constant", "step", "exponential", "warmup_linear", "inverse_sqrt", "noam", "plateau")
@@ -143,6 +155,36 @@ class Progress:
     elapsed_seconds: float = 0.0
     stop_reason: str = ""
     validated_step: int = -1  # the update count at the last validation
+    validation_seconds: float = 0.0  # how long the last validation took: max_minutes keeps that much for the final one
+
+    @property
+    def epochs_seen(self) -> int:
+        """Epochs begun, the current one counted once a batch of it is done: what log lines and summaries call
+        ``epoch`` (a run stopped in its 3rd epoch says 3; one that finished 10 epochs says 10)."""
+        return self.epoch + (1 if self.batch_in_epoch else 0)
+
+
+def format_record(record: dict[str, Any], log_format: str = "text") -> str:
+    """One log record as a line for people (``text``) or for programs (``json``, as in train_log.jsonl)::
+
+        validate  step 300  epoch 2  80 s  loss 3.0510  ppl 21.14  bleu 0.33  (best)
+    """
+    if log_format == "json":
+        return json.dumps(record)
+    parts = [f"{record['event']:<8}"]
+    for key, value in record.items():
+        if key in ("event", "best"):
+            continue
+        if key == "elapsed_seconds":
+            parts.append(f"{value:.0f} s")
+        elif key == "tokens_per_second":
+            parts.append(f"{value:.0f} tok/s")
+        elif isinstance(value, float):
+            parts.append(f"{key} {value:.4g}" if key == "lr" else f"{key} {value:.4f}" if abs(value) < 10
+                         else f"{key} {value:.2f}")
+        else:
+            parts.append(f"{key} {value}")
+    return "  ".join(parts) + ("  (best)" if record.get("best") else "")
 
 
 class Trainer:
@@ -172,11 +214,29 @@ class Trainer:
         self._seed_worker()
         self._window = {"loss": 0.0, "count": 0, "time": time.perf_counter()}
         self._start_time = time.perf_counter()
+        self.events = EventWriter(self.model_dir, enabled=False)
+        self._saved_step: int | None = None  # the update last.pt holds, for the Ctrl-C message
 
     # ----------------------------------------------------------------------------------------- the loop
     def fit(self, source: BatchSource) -> Progress:
+        """Train until a stop condition; Ctrl-C ends it with ``TrainingInterrupted`` saying how to resume."""
         self.model_dir.mkdir(parents=True, exist_ok=True)
+        self.events = EventWriter(self.model_dir, self.config.tensorboard and self.dist.is_main,
+                                  announce=self.config.progress)
         self._start_time = time.perf_counter() - self.progress.elapsed_seconds
+        try:
+            self._loop(source)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(self._interrupted_message()) from None
+        finally:
+            self.events.close()
+        return self.progress
+
+    def _loop(self, source: BatchSource) -> None:
+        if self.config.max_minutes and self.progress.validated_step < 0 and self.validate_fn is not None:
+            # validate the initial model once, to know how long the final validation will take: the time
+            # budget includes it (an untrained model decodes the longest outputs, so this is an upper bound)
+            self._validate_and_checkpoint()
         self._check_limits()
         while not self.progress.stop_reason:
             batches = source.epoch_batches(self.progress.epoch)
@@ -192,7 +252,13 @@ class Trainer:
             self._validate_and_checkpoint()  # a time or step budget ended between validations: score the end
         self._save("last.pt")
         self._log({"event": "stop", "reason": self.progress.stop_reason, **self._position()})
-        return self.progress
+
+    def _interrupted_message(self) -> str:
+        if self._saved_step is None:
+            return f"training stopped at update {self.progress.step} before any checkpoint; nothing to resume"
+        return (f"training stopped at update {self.progress.step}; {self.model_dir / 'last.pt'} holds update "
+                f"{self._saved_step}: run the same command with --resume to continue from there "
+                f"(Python: resume=True)")
 
     def _run_epoch(self, batches: Sequence[Any]) -> None:
         start = self.progress.batch_in_epoch
@@ -259,7 +325,9 @@ class Trainer:
             self._save("last.pt")
             return
         # worker 0 scores the model; every worker takes its figures, so all make the same decisions
+        started = time.perf_counter()
         metrics = self.dist.broadcast(self.validate_fn(self.model) if self.dist.is_main else None)
+        self.progress.validation_seconds = time.perf_counter() - started
         name = self.config.early_stopping_metric
         if name not in metrics:
             raise ConfigError(f"train.early_stopping_metric: {name!r} is not among the validation metrics "
@@ -293,13 +361,15 @@ class Trainer:
         if self.config.max_steps and self.progress.step >= self.config.max_steps:
             self.progress.stop_reason = f"max_steps={self.config.max_steps}"
         if self.config.max_minutes:  # worker 0's clock: the workers' clocks differ a little
-            minutes = self.dist.broadcast((time.perf_counter() - self._start_time) / 60)
+            # the budget keeps room for the final validation, which lasts about as long as the last one
+            reserve = self.progress.validation_seconds if self.validate_fn is not None else 0.0
+            minutes = self.dist.broadcast((time.perf_counter() - self._start_time + reserve) / 60)
             if minutes >= self.config.max_minutes:
                 self.progress.stop_reason = f"max_minutes={self.config.max_minutes}"
 
     # ----------------------------------------------------------------------------------------- persistence
     def _position(self) -> dict[str, Any]:
-        return {"step": self.progress.step, "epoch": self.progress.epoch + 1,
+        return {"step": self.progress.step, "epoch": max(self.progress.epochs_seen, 1),
                 "elapsed_seconds": round(time.perf_counter() - self._start_time, 3)}
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -307,9 +377,11 @@ class Trainer:
             return
         with open(self.model_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if record["event"] in ("validate", "stop") and self.config.progress:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "event"}
-            print(f"[{record['event']}] {shown}", file=sys.stderr)
+        self.events.write(record)
+        # on a terminal the bar shows the training figures; elsewhere (a log file, CI) they get a line each
+        shown = ("validate", "stop") if sys.stderr.isatty() else ("train", "validate", "stop")
+        if record["event"] in shown and self.config.progress:
+            print(format_record(record, self.config.log_format), file=sys.stderr, flush=True)
 
     def _save(self, name: str) -> None:
         self.progress.elapsed_seconds = time.perf_counter() - self._start_time
@@ -325,6 +397,8 @@ class Trainer:
             # what the objective carries between batches (an LM's hidden state across BPTT chunks)
             "objective": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
         })
+        if name == "last.pt":  # after the write: an interrupted write leaves the previous last.pt
+            self._saved_step = self.progress.step
 
     def _save_snapshot(self) -> None:
         """Weights only (no optimiser state), then drop all but the newest ``keep_last`` snapshots."""
