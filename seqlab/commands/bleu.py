@@ -3,7 +3,7 @@
 Files hold one detokenized sentence per line; line i of every reference file is a reference of line i of the
 hypothesis file (several reference files = several references per sentence, as in ``sacrebleu REF1 REF2 -i HYP``).
 ``--hyp FILE --ref FILE ...`` is the same command with named options; ``-`` as HYP_FILE reads standard input
-(``seqlab translate MODEL -i test.en | seqlab bleu - test.fr``).  Prints ``BLEU = 34.21 <signature>``.
+(``seqlab translate MODEL -i test.en | seqlab bleu - test.fr``).  Prints sacreBLEU's line (``BLEU = 34.21 65.2/40.1/27.5/19.0 (BP = 0.978 ...)``), then the signature.
 
 ``--sentence-d2l [--k 4]`` adds d2l's sentence BLEU of every line (against the first reference, whitespace
 tokens after the same tokenizer as the corpus score): one ``line<TAB>score`` row per sentence, after the corpus line.

@@ -7,6 +7,7 @@ The prompt's tokens are forced, then the model continues (greedy, or sampling wi
 from __future__ import annotations
 
 import argparse
+import sys
 
 from seqlab.errors import SeqlabError
 
@@ -15,7 +16,8 @@ HELP = "generate text from a trained language model, optionally continuing a pro
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir")
-    parser.add_argument("--prompt", default="", help="text whose tokens are forced before generation starts")
+    parser.add_argument("--prompt", help="text whose tokens are forced before generation starts (at a terminal, "
+                        "without --prompt, every line typed is a prompt)")
     parser.add_argument("--max-tokens", type=int, default=50)
     parser.add_argument("--num", type=int, default=1, help="how many continuations (seeds seed, seed+1, ...)")
     parser.add_argument("--sample", action="store_true", help="sample (default: greedy)")
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seqlab.commands.shared import interactive_lines, use_interactive
     from seqlab.decoding.config import DecodeConfig
     from seqlab.tasks import load_model_dir
     from seqlab.tasks.language_model import generate
@@ -34,11 +37,30 @@ def run(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise SeqlabError(f"--num: must be >= 1, got {args.num}")
     loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
-    for index in range(args.num):
-        decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,
-                              top_k=args.top_k, top_p=args.top_p, seed=args.seed + index)
-        print(generate(loaded.model, loaded.preprocessing, args.prompt, args.max_tokens, decode))
+
+    def continue_prompt(prompt: str) -> None:
+        warn_unreadable(loaded.preprocessing, prompt)
+        for index in range(args.num):
+            decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,
+                                  top_k=args.top_k, top_p=args.top_p, seed=args.seed + index)
+            print(generate(loaded.model, loaded.preprocessing, prompt, args.max_tokens, decode), flush=True)
+
+    if args.prompt is None and use_interactive(None):  # a person at a terminal: every typed line is a prompt
+        for line in interactive_lines("prompt> "):
+            continue_prompt(line)
+        return 0
+    continue_prompt(args.prompt or "")
     return 0
+
+
+def warn_unreadable(pre, prompt: str) -> None:
+    """A prompt is read as the model can read it; say what that dropped instead of changing it quietly."""
+    unreadable = pre.unreadable(prompt)
+    if unreadable:
+        what = "characters" if pre.level == "char" else "words"
+        shown = " ".join(repr(piece) for piece in unreadable[:20]) + (" ..." if len(unreadable) > 20 else "")
+        print(f"warning: the model's vocabulary lacks these {what} of the prompt, read as "
+              f"{'dropped' if pre.level == 'char' else '<unk>'}: {shown}", file=sys.stderr)
 
 
 add_predict_arguments, predict = add_arguments, run  # what `seqlab predict` runs for a language model

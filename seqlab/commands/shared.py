@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from seqlab.utils import atomic_write
 
@@ -35,6 +35,34 @@ def read_input_lines(source: str | None) -> list[str]:
     from seqlab.data.corpora import read_input_lines as read_checked
 
     return read_checked(source)
+
+
+def use_interactive(source: str | None) -> bool:
+    """True when the input is a person at a terminal: no ``-i`` file and stdin is a TTY."""
+    return source in (None, "-") and sys.stdin.isatty()
+
+
+def interactive_lines(prompt: str) -> Iterator[str]:
+    """Lines as they are typed (the prompt on stderr, so stdout stays the answers), each checked for UTF-8 like a
+    file's line; blank lines are skipped; ends at Ctrl-D or Ctrl-C."""
+    from seqlab.data.corpora import decode_stdin_line
+
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    number = 0
+    while True:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        try:
+            raw = stream.readline()
+        except KeyboardInterrupt:
+            raw = b""
+        if not raw:
+            sys.stderr.write("\n")
+            return
+        number += 1
+        line = decode_stdin_line(raw if isinstance(raw, bytes) else raw.encode("utf-8"), number)
+        if line.strip():
+            yield line
 
 
 def write_output_lines(lines: Sequence[str], output: str | None) -> None:

@@ -40,13 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.commands.shared import decode_config_from_args, read_input_lines
+    from seqlab.commands.shared import decode_config_from_args, read_input_lines, use_interactive
     from seqlab.tasks.translation import Translator
 
     if args.output:  # a directory or a file parent fails now, not after the decoding
         check_output_path(args.output)
     models = load_models(args)
     decode = decode_config_from_args(models[0].config.decode, args)
+    if use_interactive(args.input) and not args.output and not args.attention_plot:
+        return translate_interactively(models, decode, args)
     lines = read_input_lines(args.input)
     if len(models) > 1 and args.ensemble == "vote":
         outputs = vote([Translator(m.model, m.preprocessing, decode, args.device, args.batch_size).translate(lines)
@@ -66,6 +68,22 @@ def run(args: argparse.Namespace) -> int:
             handle.write(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def translate_interactively(models: list, decode, args: argparse.Namespace) -> int:
+    """A person at a terminal: one answer per line as it is typed (``seqlab translate MODEL_DIR`` with no ``-i``)."""
+    from seqlab.commands.shared import interactive_lines
+    from seqlab.tasks.translation import Translator
+
+    model = models[0].model if len(models) == 1 else ensemble_of(models)
+    translator = Translator(model, models[0].preprocessing, decode, args.device, args.batch_size)
+    for line in interactive_lines("source> "):
+        translation = translator.translate([line])[0]
+        if decode.nbest > 1:
+            print("\t".join(f"{hyp}\t{score:.4f}" for hyp, score in translation.nbest), flush=True)
+        else:
+            print(translation.text, flush=True)
     return 0
 
 

@@ -64,7 +64,10 @@ def read_stdin_lines(stream: BinaryIO | None = None, encoding: str = "utf-8") ->
     """All lines of standard input, checked like a file's: the bytes are decoded strictly here, never by the
     locale's text layer (which passes latin-1 silently under one locale and raises a traceback under another).
     An empty stdin is no lines, not an error: ``printf '' | seqlab translate M`` prints nothing."""
-    data = (stream if stream is not None else sys.stdin.buffer).read()
+    stream = stream if stream is not None else getattr(sys.stdin, "buffer", sys.stdin)
+    data = stream.read()
+    if isinstance(data, str):  # a text stream without bytes underneath (a test's StringIO): already decoded
+        data = data.encode(encoding, errors="surrogateescape")
     return decode_lines(data, STDIN_NAME, encoding) if data else []
 
 

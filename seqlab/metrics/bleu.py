@@ -40,7 +40,11 @@ class BleuResult:
     signature: str
 
     def __str__(self) -> str:
-        return f"BLEU = {self.score:.2f} {self.signature}"
+        """sacreBLEU's text line (score, n-gram precisions, brevity penalty, lengths), then the signature."""
+        precisions = "/".join(f"{p:.1f}" for p in self.precisions)
+        ratio = self.sys_len / self.ref_len if self.ref_len else 0.0
+        return (f"BLEU = {self.score:.2f} {precisions} (BP = {self.bp:.3f} ratio = {ratio:.3f} "
+                f"hyp_len = {self.sys_len} ref_len = {self.ref_len}) {self.signature}")
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str] | Sequence[Sequence[str]],

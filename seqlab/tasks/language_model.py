@@ -133,6 +133,15 @@ class Preprocessing:
     def detokenize(self, tokens: list[str]) -> str:
         return "".join(tokens) if self.level == "char" else " ".join(tokens)
 
+    def unreadable(self, text: str) -> list[str]:
+        """What of ``text`` the model cannot read, in order of first appearance: characters that a char-level
+        model's cleaning drops or that its vocabulary lacks ('Ü', '3', '☃'), words outside a word vocabulary."""
+        if self.level == "char":
+            pieces = [c for c in text if not c.isspace() and clean_d2l(c) not in self.vocab]
+        else:
+            pieces = [word for word in text.split() if word not in self.vocab]
+        return list(dict.fromkeys(pieces))
+
     def text_files(self) -> dict[str, Vocab]:
         return {"vocab.txt": self.vocab}
 

@@ -217,14 +217,15 @@ def evaluate(loaded: LoadedModel, pairs: list[tuple[str, str]], decode: DecodeCo
 
 
 @torch.no_grad()
-def score_pairs(loaded: LoadedModel, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[float]]:
-    """Forced decoding: log p(target | source) of every pair (natural log, <eos> included), in input order."""
+def score_pairs(loaded: LoadedModel, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Forced decoding: log p(target | source) of every pair (natural log, <eos> included), in input order, as
+    ``{"src", "tgt", "log_prob", "tokens", "per_token"}`` (the same fields ``language_model.score_sentences`` gives)."""
     corpus = ParallelCorpus.from_pairs(pairs, loaded.preprocessing)
-    scores = [0.0] * len(pairs)
+    records: list[dict[str, Any]] = [{} for _ in pairs]
     loaded.model.eval()
     for batch in make_batches(corpus, loaded.config.data, shuffle=False).epoch_batches(0):
         values = score_targets(loaded.model, batch.src_ids, batch.src_mask, batch.tgt_in_ids, batch.tgt_out_ids,
                                batch.tgt_mask)
-        for index, value in zip(batch.indices.tolist(), values.tolist()):
-            scores[index] = value
-    return pairs, scores
+        for index, value, length in zip(batch.indices.tolist(), values.tolist(), batch.tgt_mask.sum(1).tolist()):
+            records[index] = {"log_prob": value, "tokens": int(length), "per_token": value / max(int(length), 1)}
+    return [{"src": source, "tgt": target, **record} for (source, target), record in zip(pairs, records)]

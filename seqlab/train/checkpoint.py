@@ -52,13 +52,14 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated, corrupted, or not a torch file at all
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: corrupted or unreadable checkpoint ({reason})") from None
+    except Exception:  # truncated, corrupted, or not a torch file at all; torch's advice about weights_only misleads
+        raise CheckpointError(f"{path}: not a seqlab checkpoint (or corrupted)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seqlab checkpoint (format {payload.get('format')!r})"
                               if isinstance(payload, dict) else f"{path}: not a seqlab checkpoint")
@@ -68,6 +69,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def find_checkpoint(model_dir: str | Path, which: str = "best") -> Path:
     """``model_dir/best.pt`` (falling back to ``last.pt``), or ``last.pt`` when ``which == "last"``."""
     model_dir = Path(model_dir)
+    if model_dir.is_file():
+        raise CheckpointError(f"{model_dir}: not a directory (give the model directory that training wrote)")
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir}: no such model directory")
     order = ["best.pt", "last.pt"] if which == "best" else ["last.pt"]

@@ -1,5 +1,7 @@
 """Neural language models through the CLI: train on a tiny text, generate from a prompt, score and rank."""
 
+import json
+
 import pytest
 import yaml
 
@@ -35,8 +37,27 @@ def test_generate_forces_the_prompt_then_continues(lm_dir):
 def test_score_ranks_the_seen_sentence_above_the_beach(lm_dir):
     result = seqlab("score", lm_dir, "--lm", "--rank", stdin="to wreck a nice beach\nto recognize speech is hard\n")
     assert result.returncode == 0, result.stderr
-    ranking = result.stdout.split("# ranking, most likely first:")[1].strip().splitlines()
-    assert ranking[0].startswith("1. to recognize speech is hard")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["rank"] for r in records] == [1, 2] and records[0]["text"] == "to recognize speech is hard"
+    assert records[0]["log_prob"] > records[1]["log_prob"] and {r["log_base"] for r in records} == {"e"}
+    assert all(r["per_token"] == pytest.approx(r["log_prob"] / r["tokens"], abs=1e-3) for r in records)
+
+
+def test_score_ranks_by_per_token_log_prob_on_request(lm_dir):
+    lines = "to recognize speech is hard\nto recognize speech is hard to recognize speech is hard\n"
+    by_total = [json.loads(line) for line in seqlab("score", lm_dir, "--lm", "--rank", stdin=lines).stdout.splitlines()]
+    result = seqlab("score", lm_dir, "--lm", "--rank", "per-token", stdin=lines)
+    assert result.returncode == 0, result.stderr
+    by_token = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["per_token"] for r in by_token] == sorted((r["per_token"] for r in by_token), reverse=True)
+    assert [r["log_prob"] for r in by_total] == sorted((r["log_prob"] for r in by_total), reverse=True)
+    assert by_total[0]["text"] == "to recognize speech is hard"  # shorter: higher total log-probability
+
+
+def test_generate_warns_about_words_it_cannot_read(lm_dir):
+    result = seqlab("generate", lm_dir, "--prompt", "i think zyxwv", "--max-tokens", "2")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "'zyxwv'" in result.stderr and "'think'" not in result.stderr
 
 
 def test_lm_bad_input(lm_dir, tmp_path):
