@@ -66,3 +66,44 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+class Progress:
+    """Progress of a long job on stderr: a tqdm bar at a terminal, otherwise one status line every ``every``
+    seconds (``translate: 1200/3000 lines (40%), 25 s, ~37 s left``), so a log file shows that work goes on.
+    A job shorter than ``every`` seconds prints nothing off a terminal.  ``label=None``: silent (the library's
+    default; the commands turn it on)."""
+
+    def __init__(self, total: int, label: str | None, unit: str = "lines", every: float = 15.0):
+        import sys
+        import time
+
+        self.total, self.label, self.unit, self.every, self.done = total, label, unit, every, 0
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        if label is not None and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=unit.rstrip("s") or unit, leave=False, file=sys.stderr)
+
+    def update(self, count: int) -> None:
+        import sys
+        import time
+
+        self.done += count
+        if self.label is None:
+            return
+        if self.bar is not None:
+            self.bar.update(count)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every and self.done < self.total:
+            self.last = now
+            elapsed = now - self.start
+            left = elapsed * (self.total - self.done) / max(self.done, 1)
+            print(f"{self.label}: {self.done}/{self.total} {self.unit} ({100 * self.done // max(self.total, 1)}%), "
+                  f"{elapsed:.0f} s, ~{left:.0f} s left", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

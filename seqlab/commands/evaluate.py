@@ -57,7 +57,7 @@ def evaluate_translation(loaded, args: argparse.Namespace) -> None:
         raise SeqlabError("evaluate: --src and --ref go together")
     pairs = read_parallel(args.src, args.ref) if args.src else load_split(loaded.config.data, args.split)
     decode = decode_config_from_args(loaded.config.decode, args)
-    hyps, bleu, ppl = evaluate(loaded, pairs, decode, args.device, args.batch_size)
+    hyps, bleu, ppl = evaluate(loaded, pairs, decode, args.device, args.batch_size, progress="evaluate")
     if args.out:
         with atomic_write(args.out) as handle:
             handle.write("".join(h + "\n" for h in hyps))

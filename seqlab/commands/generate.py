@@ -30,12 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from seqlab.commands.shared import interactive_lines, use_interactive
-    from seqlab.decoding.config import DecodeConfig
+    from seqlab.decoding.config import MAX_GENERATE_TOKENS, DecodeConfig, check_size
     from seqlab.tasks import load_model_dir
     from seqlab.tasks.language_model import generate
 
     if args.num < 1:
         raise SeqlabError(f"--num: must be >= 1, got {args.num}")
+    check_size("max_tokens", args.max_tokens, MAX_GENERATE_TOKENS, low=0, why="tokens generated after the prompt")
     loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
 
     def continue_prompt(prompt: str) -> None:

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
                         for m in models])
     else:
         model = models[0].model if len(models) == 1 else ensemble_of(models)
-        translator = Translator(model, models[0].preprocessing, decode, args.device, args.batch_size)
+        translator = Translator(model, models[0].preprocessing, decode, args.device, args.batch_size,
+                                progress="translate")
         outputs = translator.translate(lines, return_attention=bool(args.attention_plot))
     if args.attention_plot:
         write_attention_plots(outputs, Path(args.attention_plot))

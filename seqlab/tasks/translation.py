@@ -31,6 +31,7 @@ from seqlab.decoding.config import beam_batch_size, check_decode_sizes
 from seqlab.decoding.scoring import score_targets
 from seqlab.models.build import MODEL_CONFIGS, build_seq2seq  # noqa: F401  (MODEL_CONFIGS: the task table)
 from seqlab.run_dir import LoadedModel, TrainingRun
+from seqlab.utils import Progress
 from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
 from seqlab.train.scheduled_sampling import epsilon, scheduled_sampling_log_probs
 
@@ -159,23 +160,27 @@ class Translator:
     """
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, decode: DecodeConfig,
-                 device: str | torch.device = "cpu", batch_size: int = 64):
+                 device: str | torch.device = "cpu", batch_size: int = 64, progress: str | None = None):
         check_decode_sizes(decode, len(preprocessing.tgt_vocab), batch_size)
         self.model, self.pre, self.decode_config = model, preprocessing, decode
         # a wide beam gets fewer sentences per search call, so memory stays bounded (MAX_BEAM_ROWS)
         self.device, self.batch_size = torch.device(device), beam_batch_size(decode, batch_size)
         self.generator = torch.Generator().manual_seed(decode.seed if decode.seed is not None else 0)
+        self.progress = progress  # a label turns on the progress report on stderr (seqlab.utils.Progress)
 
     def translate(self, lines: list[str], return_attention: bool = False) -> list[Translation]:
         encoded = [self.pre.encode_src(line) if line.strip() else None for line in lines]
         results: list[Translation] = [Translation("", []) for _ in lines]
         order = sorted((i for i, ids in enumerate(encoded) if ids is not None), key=lambda i: len(encoded[i]))
+        progress = Progress(len(order), self.progress)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             for index, translation in zip(chunk, self._translate_batch([encoded[i] for i in chunk],
                                                                         return_attention)):
                 translation.src_tokens = self.pre.src_tokenizer.encode(lines[index])
                 results[index] = translation
+            progress.update(len(chunk))
+        progress.close()
         return results
 
     @torch.no_grad()
@@ -205,11 +210,12 @@ def pad_sources(sources: list, device: torch.device) -> tuple[torch.Tensor, torc
 
 
 def evaluate(loaded: LoadedModel, pairs: list[tuple[str, str]], decode: DecodeConfig, device: str = "cpu",
-             batch_size: int = 64) -> tuple[list[str], Any, dict[str, float]]:
-    """(hypotheses, sacreBLEU's corpus BLEU, teacher-forced perplexity) of ``pairs``."""
+             batch_size: int = 64, progress: str | None = None) -> tuple[list[str], Any, dict[str, float]]:
+    """(hypotheses, sacreBLEU's corpus BLEU, teacher-forced perplexity) of ``pairs``; ``progress``: a label for
+    the progress report on stderr."""
     from seqlab.metrics.bleu import corpus_bleu  # sacreBLEU: imported when a model is scored, not at start-up
 
-    translator = Translator(loaded.model, loaded.preprocessing, decode, device, batch_size)
+    translator = Translator(loaded.model, loaded.preprocessing, decode, device, batch_size, progress)
     hyps = [t.text for t in translator.translate([s for s, _ in pairs])]
     corpus = ParallelCorpus.from_pairs(pairs, loaded.preprocessing)
     batches = make_batches(corpus, loaded.config.data, shuffle=False).epoch_batches(0)

@@ -94,3 +94,17 @@ def test_a_char_model_warns_about_the_characters_it_drops():
     pre = Preprocessing(Vocab.build([list("abcdefghijklmnopqrstuvwxyz ")]), "char")
     assert pre.unreadable("Ünïcode 123 ☃") == ["Ü", "ï", "1", "2", "3", "☃"]
     assert pre.unreadable("Plain text") == []
+
+
+def test_plot_draws_the_curves_of_a_training_log(trained, tmp_path):
+    result = seqlab("plot", trained, "-o", tmp_path / "curves")
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in (tmp_path / "curves").iterdir())
+    assert {"loss.png", "learning_rate.png"} <= set(written) and all(name.endswith(".png") for name in written)
+    assert all((tmp_path / "curves" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in written)
+    assert sorted(result.stdout.split()) == sorted(str(tmp_path / "curves" / name) for name in written)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train_log.jsonl").write_text('{"event": "train", "step": 1, "loss": 2.0}\n{oops\n', encoding="utf-8")
+    assert_clean_error(seqlab("plot", broken), "train_log.jsonl:2: not a JSON record")
+    assert_clean_error(seqlab("plot", tmp_path / "nothing"), "no such model directory")

@@ -64,3 +64,20 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
             handle.write("half")
             raise RuntimeError("boom")
     assert target.read_text(encoding="utf-8") == "old\n" and [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_progress_reports_a_status_line_off_a_terminal(capsys, monkeypatch):
+    from seqlab.utils import Progress
+
+    clock = iter([0.0, 1.0, 20.0, 21.0, 22.0])
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    progress = Progress(100, "translate", every=15.0)
+    progress.update(10)  # 1 s: too soon
+    progress.update(30)  # 20 s: a line
+    progress.update(60)  # done: no line
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["translate: 40/100 lines (40%), 20 s, ~30 s left"]
+    silent = Progress(10, None)
+    silent.update(10)
+    assert capsys.readouterr().err == ""
