@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from seqlab.commands.shared import add_quantize_argument
 from seqlab.errors import SeqlabError
 
 HELP = "generate text from a trained language model, optionally continuing a prompt"
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_quantize_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num < 1:
         raise SeqlabError(f"--num: must be >= 1, got {args.num}")
-    loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
+    loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm", quantize=args.quantize)
     for index in range(args.num):
         decode = DecodeConfig(strategy="sample" if args.sample else "greedy", temperature=args.temperature,
                               top_k=args.top_k, top_p=args.top_p, seed=args.seed + index)
