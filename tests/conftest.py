@@ -98,7 +98,7 @@ def tiny_transformer_config(root: Path, lines: int = 1500) -> dict:
              (("train", "train"), ("valid", "valid"), ("test", "valid")) for role, side in (("src", "en"), ("tgt", "fr"))}
     return {"task": "translation", "model_dir": str(root / "model"),
             "data": {"dataset": "files", **files, "joint_vocab": True, "batch_size": 64,
-                     "tokenizer": {"type": "sentencepiece", "vocab_size": 300}},
+                     "tokenizer": {"type": "sentencepiece", "vocab_size": 300, "lowercase": False}},
             "model": {"architecture": "transformer", "d_model": 64, "num_heads": 4, "ffn_size": 128,
                       "num_encoder_layers": 2, "num_decoder_layers": 2, "dropout": 0.0, "pre_norm": False,
                       "share_embeddings": True, "tie_output": True},
