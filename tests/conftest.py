@@ -83,3 +83,36 @@ def flickr(tmp_path_factory) -> Path:
     (root / "red.jpg").write_bytes(jpeg_bytes("red", 1000))
     (root / "blue.jpg").write_bytes(jpeg_bytes("blue", 1001))
     return root
+
+
+# ------------------------------------------------------------------------------------------------ a tiny Transformer
+def tiny_transformer_config(root: Path, lines: int = 1500) -> dict:
+    """A Marian-shaped Transformer (post-LN, sinusoidal, one joint sentencepiece vocabulary, tied embeddings) on
+    the first ``lines`` pairs of the bundled Tatoeba sample: what int8 and export tests decode."""
+    sample = Path(__file__).resolve().parents[1] / "seqlab" / "resources" / "tatoeba_fra_eng_sample.tsv"
+    pairs = [line.split("\t") for line in sample.read_text(encoding="utf-8").splitlines()[:lines]]
+    for side, index in (("en", 0), ("fr", 1)):
+        (root / f"train.{side}").write_text("".join(p[index] + "\n" for p in pairs), encoding="utf-8")
+        (root / f"valid.{side}").write_text("".join(p[index] + "\n" for p in pairs[::25]), encoding="utf-8")
+    files = {f"{split}_{role}": str(root / f"{name}.{side}") for split, name in
+             (("train", "train"), ("valid", "valid"), ("test", "valid")) for role, side in (("src", "en"), ("tgt", "fr"))}
+    return {"task": "translation", "model_dir": str(root / "model"),
+            "data": {"dataset": "files", **files, "joint_vocab": True, "batch_size": 64,
+                     "tokenizer": {"type": "sentencepiece", "vocab_size": 300, "lowercase": False}},
+            "model": {"architecture": "transformer", "d_model": 64, "num_heads": 4, "ffn_size": 128,
+                      "num_encoder_layers": 2, "num_decoder_layers": 2, "dropout": 0.0, "pre_norm": False,
+                      "share_embeddings": True, "tie_output": True},
+            "train": {"lr": 0.003, "warmup_steps": 50, "max_epochs": 100, "max_steps": 400, "num_threads": 1,
+                      "progress": False, "log_every": 1000, "validate_every": 400, "valid_bleu_sentences": 20,
+                      "device": "cpu", "tensorboard": False},
+            "decode": {"strategy": "greedy", "max_len": 30}}
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer(tmp_path_factory) -> Path:
+    """The model directory of a tiny trained Transformer (a few seconds of training, see the config above)."""
+    from seqlab.tasks import build_config, train
+
+    root = tmp_path_factory.mktemp("tiny_transformer")
+    train(build_config(tiny_transformer_config(root)))
+    return root / "model"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seqlab.commands.shared import decode_config_from_args, print_json
+from seqlab.commands.shared import add_quantize_argument, decode_config_from_args, print_json
 from seqlab.errors import DataError, SeqlabError
 from seqlab.utils import atomic_write, check_output_path
 
@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--hyp-out", "--output", dest="out",
                         help="also write the outputs here (hypotheses, captions, or the JSON scores)")
     parser.add_argument("--json", action="store_true", help="translation, lm: one JSON object instead of text")
+    add_quantize_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         check_output_path(args.out)
-    loaded = load_model_dir(args.model_dir, args.checkpoint, args.device, task=getattr(args, "task", None))
+    loaded = load_model_dir(args.model_dir, args.checkpoint, args.device, task=getattr(args, "task", None),
+                            quantize=getattr(args, "quantize", None))
     if loaded.config.data is not None and args.data_dir and hasattr(loaded.config.data, "data_dir"):
         loaded.config.data.data_dir = args.data_dir
     EVALUATORS[loaded.task](loaded, args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from seqlab.commands.shared import add_quantize_argument
 from seqlab.errors import SeqlabError
 
 HELP = "generate text from a trained language model, optionally continuing a prompt"
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_quantize_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise SeqlabError(f"--num: must be >= 1, got {args.num}")
     check_size("max_tokens", args.max_tokens, MAX_GENERATE_TOKENS, low=0, why="tokens generated after the prompt")
-    loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm")
+    loaded = load_model_dir(args.model_dir, args.checkpoint, task="lm", quantize=args.quantize)
 
     def continue_prompt(prompt: str) -> None:
         warn_unreadable(loaded.preprocessing, prompt)

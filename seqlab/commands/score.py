@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from seqlab.commands.shared import add_quantize_argument
 from seqlab.errors import SeqlabError
 
 HELP = "log-probability of sentences under a language model, or of targets given sources (forced decoding)"
@@ -28,12 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", help="source file (encoder-decoder)")
     parser.add_argument("--tgt", help="target file (encoder-decoder)")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    add_quantize_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from seqlab.tasks import load_model_dir
 
-    loaded = load_model_dir(args.model_dir, args.checkpoint)
+    loaded = load_model_dir(args.model_dir, args.checkpoint, quantize=args.quantize)
     if loaded.config.task == "lm":
         return score_lm(loaded, args)
     if loaded.config.task != "translation":

@@ -12,6 +12,14 @@ from typing import Any, Iterator, Sequence
 from seqlab.utils import atomic_write
 
 
+def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
+    """``--quantize int8`` (checked by ``load_model_dir``, so a bad value is a one-line error, not argparse's
+    usage block)."""
+    parser.add_argument("--quantize", metavar="int8",
+                        help="int8: linear layers' weights in int8 (per-row scales), activations quantised "
+                             "per call; CPU only, faster decoding, outputs within a little of fp32")
+
+
 def decode_config_from_args(base, args: argparse.Namespace):
     """The model's saved decode config with the command-line choices on top."""
     from seqlab.config import from_dict, to_dict

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seqlab.commands.shared import add_quantize_argument
 from seqlab.utils import atomic_write, check_output_path
 
 HELP = "translate lines with a trained model (stdin/stdout by default)"
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="weights' dtype for decoding; bfloat16 is faster on CPUs with AMX / AVX-512 BF16")
+    add_quantize_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +97,8 @@ def load_models(args: argparse.Namespace) -> list:
     dirs = ([args.model_dir] if args.model_dir else []) + (args.models or [])
     if not dirs:
         raise SeqlabError("translate: give a MODEL_DIR or --models DIR [DIR ...]")
-    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype, task="translation") for d in dirs]
+    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype, task="translation",
+                             quantize=args.quantize) for d in dirs]
     first = models[0].preprocessing.to_dict()
     for directory, loaded in zip(dirs[1:], models[1:]):
         if loaded.preprocessing.to_dict() != first:

@@ -175,7 +175,8 @@ class TransformerDecoder(nn.Module):
                     memory_mask: torch.Tensor | None) -> TransformerState:
         """A state before the first token: empty ``KVCache``s, which the steps append to."""
         heads, pool = self.config.num_heads, BufferPool()
-        cache = tuple(KVCache.empty(batch_size, heads, self.config.d_model // heads, self.output.weight, pool=pool)
+        like = self.embedding.embedding.weight  # the model's dtype and device (the output layer may be int8)
+        cache = tuple(KVCache.empty(batch_size, heads, self.config.d_model // heads, like, pool=pool)
                       for _ in self.layers)
         return TransformerState(cache, memory_kv, memory_mask, 0)
 

@@ -27,6 +27,7 @@ from seqlab.config import RunConfig, build_model_config, check_sections, from_di
 from seqlab.decoding.config import DecodeConfig
 from seqlab.errors import ConfigError
 from seqlab.precision import parse_dtype
+from seqlab.quantize import check_quantize, quantize_int8
 from seqlab.run_dir import LoadedModel
 from seqlab.tasks import captioning, classification, forecasting, language_model, tagging, translation
 from seqlab.train.distributed import Distributed
@@ -111,14 +112,21 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
 
 
 def load_model_dir(model_dir: str | Path, which: str = "best", device: str | torch.device = "cpu",
-                   dtype: str | torch.dtype | None = None, task: str | None = None) -> LoadedModel:
+                   dtype: str | torch.dtype | None = None, task: str | None = None,
+                   quantize: str | None = None) -> LoadedModel:
     """Rebuild the model of any task's ``model_dir`` from its checkpoint alone (no data files needed), in eval
     mode.  ``dtype`` ("float32" | "bfloat16", or None for the checkpoint's): the weights' dtype for inference
-    (seqlab.precision); ``task``: refuse a model directory of another task."""
+    (seqlab.precision); ``task``: refuse a model directory of another task; ``quantize="int8"``: every linear
+    layer's weights in int8, activations quantised per call (seqlab.quantize; CPU, fp32 elsewhere)."""
+    quantize = check_quantize(quantize, device)
+    if quantize and parse_dtype(dtype) not in (None, torch.float32):
+        raise ConfigError(f"quantize: int8 keeps the other weights in float32, got dtype {dtype}")
     path, payload = run_dir.read_checkpoint(model_dir, which, task)
     config = build_config(payload["extra"]["config"])
     module = task_module(config.task)
     preprocessing = module.Preprocessing.from_dict(payload["extra"]["preprocessing"])
     model = run_dir.load_weights(module.build_model(config, preprocessing), payload["model"], path)
     model.to(device=device, dtype=parse_dtype(dtype))
+    if quantize:
+        quantize_int8(model)
     return LoadedModel(model, preprocessing, config, path)

@@ -32,7 +32,7 @@ from seqlab.metrics.bleu import corpus_bleu_tokens
 from seqlab.models.captioner import Captioner, CaptionerConfig
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.tasks.batching import Batches, evaluating, pad_ids
-from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
+from seqlab.train.loss import fused_output_layer, linear_cross_entropy_sum, token_nll_sum
 
 # What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
 MODEL_CONFIGS = {"captioner": CaptionerConfig}
@@ -220,7 +220,7 @@ class CaptioningObjective:
         self.label_smoothing = label_smoothing
 
     def loss(self, model: torch.nn.Module, batch: CaptionBatch) -> tuple[torch.Tensor, int]:
-        output = getattr(model, "output_layer", None)
+        output = fused_output_layer(model)
         if output is not None:  # the output projection fused with the loss: no (B, T, V) logits are kept
             hidden = model.hidden_states(batch.images, batch.tgt_in_ids, batch.image_index)  # (B, T, D)
             loss = linear_cross_entropy_sum(hidden, output.weight, output.bias, batch.tgt_out_ids,

@@ -32,7 +32,7 @@ from seqlab.models.build import LM_CONFIGS as MODEL_CONFIGS  # noqa: F401  (the 
 from seqlab.models.build import build_lm
 from seqlab.models.rnn_lm import RNNLMState
 from seqlab.run_dir import LoadedModel, TrainingRun
-from seqlab.train.loss import linear_cross_entropy_sum
+from seqlab.train.loss import fused_output_layer, linear_cross_entropy_sum
 
 # What the task table reads (seqlab.tasks): DataConfig, MODEL_CONFIGS (imported above), Preprocessing and these.
 DEFAULT_ARCHITECTURE = "rnn"
@@ -78,7 +78,7 @@ class LMObjective:
     def loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
         # With an ``output_layer`` the model yields the vectors it reads, (B, T, D), and the projection is fused
         # with the loss (no (B*T, V) logits kept); otherwise its forward yields the logits (B, T, V).
-        output = getattr(model, "output_layer", None)
+        output = fused_output_layer(model)
         run = model if output is None else model.hidden_states
         if getattr(model, "stateful", False):
             state = None if batch.first or self.state is None else self.state

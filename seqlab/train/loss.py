@@ -74,6 +74,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 None if grad_bias is None else grad_bias * grad_total, None, None, None, None)
 
 
+def fused_output_layer(model: torch.nn.Module) -> torch.nn.Linear | None:
+    """The model's ``output_layer`` when a loss may fuse it (``linear_cross_entropy_sum`` reads its ``weight``
+    and ``bias``); None when the model has none, or when it is not a plain ``nn.Linear`` (an int8 model's
+    ``seqlab.quantize.Int8Linear``: the loss then takes the model's own logits)."""
+    output = getattr(model, "output_layer", None)
+    return output if isinstance(output, torch.nn.Linear) else None
+
+
 def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                              targets: torch.Tensor, label_smoothing: float = 0.0, chunk_rows: int = 512,
                              ignore_index: int | None = PAD_ID) -> torch.Tensor:
