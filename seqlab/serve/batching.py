@@ -1,0 +1,109 @@
+"""Dynamic batching: requests that arrive close together are decoded together, by one worker thread per model.
+
+A request is split into items (one per sentence); an item waits at most ``max_wait_ms`` for companions, then the
+worker takes up to ``max_batch`` items that share one set of options (a beam-5 sentence is never searched beside a
+greedy one) and hands them to the model's function in one call.  Each answer goes back to its own request's
+future.  One thread per model keeps PyTorch's intra-op threads from being oversubscribed by concurrent requests;
+the event loop only waits.
+
+The function must give an item the same answer whatever it is batched with; the model adapters guarantee that
+(see ``seqlab.serve.models``) and ``tests/unit/test_serve_batching.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+BatchFunction = Callable[[Hashable, list[Any]], list[Any]]  # (options, items) -> one result per item
+
+
+@dataclass
+class _Item:
+    options: Hashable
+    payload: Any
+    future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class BatchWorker:
+    """One model's queue and decoding thread.  ``submit`` from any thread; ``await run(...)`` from the loop."""
+
+    def __init__(self, function: BatchFunction, max_batch: int = 64, max_wait_ms: float = 10.0,
+                 on_batch: Callable[[int], None] | None = None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch: must be >= 1, got {max_batch}")
+        self.function, self.max_batch, self.max_wait = function, max_batch, max_wait_ms / 1000.0
+        self.on_batch = on_batch or (lambda size: None)
+        self.queue: queue.Queue[_Item | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="seqlab-batch-worker", daemon=True)
+        self.thread.start()
+
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    def submit(self, options: Hashable, payloads: Sequence[Any]) -> list[Future]:
+        items = [_Item(options, payload) for payload in payloads]
+        for item in items:
+            self.queue.put(item)
+        return [item.future for item in items]
+
+    async def run(self, options: Hashable, payloads: Sequence[Any]) -> list[Any]:
+        """The results of ``payloads`` (in order), decoded in whatever batches the worker forms."""
+        futures = [asyncio.wrap_future(future) for future in self.submit(options, payloads)]
+        return list(await asyncio.gather(*futures))
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self.queue.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        waiting: list[_Item] = []  # taken off the queue, not yet decoded (other options than the last batch's)
+        while True:
+            if not waiting:
+                item = self.queue.get()
+                if item is None:
+                    return
+                waiting.append(item)
+            deadline = waiting[0].arrived + self.max_wait
+            stop = False
+            while len(waiting) < self.max_batch * 4:  # gather what arrives before the oldest item's deadline
+                timeout = deadline - time.monotonic()
+                try:
+                    item = self.queue.get(timeout=max(timeout, 0.0)) if timeout > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                waiting.append(item)
+            options = waiting[0].options
+            batch = [item for item in waiting if item.options == options][: self.max_batch]
+            chosen = set(map(id, batch))
+            waiting = [item for item in waiting if id(item) not in chosen]
+            self._decode(options, batch)
+            if stop:
+                while waiting:
+                    options = waiting[0].options
+                    batch = [item for item in waiting if item.options == options][: self.max_batch]
+                    chosen = set(map(id, batch))
+                    waiting = [item for item in waiting if id(item) not in chosen]
+                    self._decode(options, batch)
+                return
+
+    def _decode(self, options: Hashable, batch: list[_Item]) -> None:
+        self.on_batch(len(batch))
+        try:
+            results = self.function(options, [item.payload for item in batch])
+        except Exception as error:  # the requests in this batch fail; the worker (and other requests) go on
+            for item in batch:
+                item.future.set_exception(error)
+            return
+        for item, result in zip(batch, results):
+            item.future.set_result(result)
