@@ -69,8 +69,34 @@ def run(args: argparse.Namespace) -> int:
     banner(models, args, key)
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
+    GracefulServer(config).run()
     return 0
+
+
+def graceful_server_class():
+    """uvicorn's Server, except that SIGINT / SIGTERM end it with exit code 0 once in-flight requests are
+    answered (uvicorn re-raises the signal after its graceful shutdown, so the process would die of it)."""
+    import contextlib
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
+def GracefulServer(config):  # noqa: N802 (a class made on demand: uvicorn is imported only when serving)
+    return graceful_server_class()(config)
 
 
 def read_key(path: str) -> str:
