@@ -68,11 +68,13 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
     alone = itertools.count()  # keys that keep sampled sentences out of each other's batches
 
     def worker(model: ServedModel, endpoint: str, function: Callable) -> BatchWorker:
+        size_of = len if endpoint in ("translate", "generate", "classify", "tag") else None
         """One worker per model (per endpoint kind, each on its own queue; they share the model's weights)."""
         per_model = workers.setdefault(model.name, {})
         if endpoint not in per_model:
             per_model[endpoint] = BatchWorker(function, settings.max_batch_sentences, settings.max_wait_ms,
-                                              on_batch=metrics.batch_sizes.labels(model.name).observe)
+                                              on_batch=metrics.batch_sizes.labels(model.name).observe,
+                                              size_of=size_of)
             metrics.queue_depth.labels(model.name, endpoint).set_function(per_model[endpoint].depth)
         return per_model[endpoint]
 

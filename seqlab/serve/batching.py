@@ -35,11 +35,12 @@ class BatchWorker:
     """One model's queue and decoding thread.  ``submit`` from any thread; ``await run(...)`` from the loop."""
 
     def __init__(self, function: BatchFunction, max_batch: int = 64, max_wait_ms: float = 10.0,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, size_of: Callable[[Any], int] | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch: must be >= 1, got {max_batch}")
         self.function, self.max_batch, self.max_wait = function, max_batch, max_wait_ms / 1000.0
         self.on_batch = on_batch or (lambda size: None)
+        self.size_of = size_of  # an item's length: a batch then holds items of similar lengths (less padding)
         self.queue: queue.Queue[_Item | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="seqlab-batch-worker", daemon=True)
         self.thread.start()
@@ -83,19 +84,32 @@ class BatchWorker:
                     stop = True
                     break
                 waiting.append(item)
-            options = waiting[0].options
-            batch = [item for item in waiting if item.options == options][: self.max_batch]
+            batch = self._choose(waiting)
             chosen = set(map(id, batch))
             waiting = [item for item in waiting if id(item) not in chosen]
-            self._decode(options, batch)
+            self._decode(batch[0].options, batch)
             if stop:
                 while waiting:
-                    options = waiting[0].options
-                    batch = [item for item in waiting if item.options == options][: self.max_batch]
+                    batch = self._choose(waiting)
                     chosen = set(map(id, batch))
                     waiting = [item for item in waiting if id(item) not in chosen]
-                    self._decode(options, batch)
+                    self._decode(batch[0].options, batch)
                 return
+
+    def _choose(self, waiting: list[_Item]) -> list[_Item]:
+        """The next batch: the oldest item and up to ``max_batch - 1`` others with its options; with ``size_of``,
+        the run of neighbours in length around the oldest whose lengths are closest (the oldest is never passed
+        over, so no item waits behind a stream of better-fitting ones)."""
+        oldest = waiting[0]
+        same = [item for item in waiting if item.options == oldest.options]
+        if self.size_of is None or len(same) <= self.max_batch:
+            return same[: self.max_batch]
+        same.sort(key=lambda item: self.size_of(item.payload))
+        sizes = [self.size_of(item.payload) for item in same]
+        at = same.index(oldest)
+        starts = range(max(0, at - self.max_batch + 1), min(at, len(same) - self.max_batch) + 1)
+        best = min(starts, key=lambda start: sizes[start + self.max_batch - 1] - sizes[start])
+        return same[best: best + self.max_batch]
 
     def _decode(self, options: Hashable, batch: list[_Item]) -> None:
         self.on_batch(len(batch))

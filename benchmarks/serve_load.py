@@ -1,0 +1,180 @@
+r"""``seqlab serve`` under load: throughput, latency, errors and memory with dynamic batching on and off, against
+offline ``seqlab translate`` of the same sentences in one process.
+
+Protocol: the server runs as its own process (``seqlab serve MODEL_DIR --threads T``); ``--clients`` concurrent
+clients (asyncio + httpx on loopback, in this process) each send one test_2016 sentence per request, cycling
+through the first ``--sentences`` sentences, for ``--duration`` seconds; once with dynamic batching
+(``--max-batch-sentences 64 --max-wait-ms 10``) and once without (``--max-batch-sentences 1``).  Every answer is
+checked against the offline translation of its sentence (a mismatch counts as an error).  The offline figure is
+``Translator.translate`` over the same sentences in batches of 64, sorted by length, as ``seqlab translate``
+does, on the same number of threads.  Server RSS is read from /proc at the start of the load (after a warm-up
+request of 64 sentences, a full batch) and at its end.
+
+    python benchmarks/serve_load.py --model-dir runs/multi30k_transformer_postln
+
+Writes benchmarks/results/serve_load.json.  The client shares the machine with the server: on 2 cores the
+figures are the server's throughput with one core left to 200 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common import ROOT, git_commit, machine, write_result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_server(model_dir: str, port: int, threads: int, max_batch: int) -> subprocess.Popen:
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    process = subprocess.Popen([sys.executable, "-m", "seqlab", "serve", model_dir, "--port", str(port),
+                                "--threads", str(threads), "--max-batch-sentences", str(max_batch),
+                                "--max-texts", "64"], env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if process.poll() is not None:
+            raise SystemExit(f"server exited: {process.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+async def drive(port: int, sentences: list[str], expected: dict[str, str], clients: int, duration: float) -> dict:
+    import httpx
+
+    latencies, errors, done = [], 0, 0
+    stop_at = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=120) as client:
+        async def one_client(index: int) -> None:
+            nonlocal errors, done
+            position = index
+            while time.monotonic() < stop_at:
+                sentence = sentences[position % len(sentences)]
+                position += clients
+                start = time.perf_counter()
+                try:
+                    response = await client.post("/v1/translate", json={"texts": [sentence]})
+                    text = response.json()["translations"][0]["text"] if response.status_code == 200 else None
+                except (httpx.HTTPError, KeyError, ValueError):
+                    text = None
+                latencies.append(time.perf_counter() - start)
+                if text == expected[sentence]:
+                    done += 1
+                else:
+                    errors += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        elapsed = time.monotonic() - started
+    latencies.sort()
+
+    def percentile(q: float) -> float:
+        return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+
+    return {"sentences": done, "errors": errors, "seconds": round(elapsed, 1),
+            "sentences_per_second": round(done / elapsed, 2), "p50_ms": percentile(0.50),
+            "p95_ms": percentile(0.95), "p99_ms": percentile(0.99)}
+
+
+def load_run(args, sentences, expected, max_batch: int) -> dict:
+    import httpx
+
+    port = free_port()
+    server = start_server(args.model_dir, port, args.threads, max_batch)
+    try:
+        httpx.post(f"http://127.0.0.1:{port}/v1/translate", json={"texts": sentences[:64]}, timeout=120)  # warm-up
+        rss_start = rss_mb(server.pid)
+        result = asyncio.run(drive(port, sentences, expected, args.clients, args.duration))
+        result.update(rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_mb(server.pid), 1))
+        result["rss_growth"] = round(result["rss_end_mb"] / result["rss_start_mb"] - 1, 3)
+        result["max_batch_sentences"] = max_batch
+    finally:
+        server.send_signal(signal.SIGTERM)
+        result_code = server.wait(timeout=60)
+    result["exit_code"] = result_code
+    print(f"max_batch={max_batch}: {result}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "multi30k"))
+    parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    wall = time.monotonic()
+
+    from seqlab.tasks import load_model_dir
+    from seqlab.tasks.translation import Translator
+
+    torch.set_num_threads(args.threads)
+    loaded = load_model_dir(args.model_dir)
+    lang = loaded.config.data.src_lang
+    with gzip.open(Path(args.data_dir) / "raw" / f"test_2016_flickr.{lang}.gz", "rt", encoding="utf-8") as handle:
+        sentences = [line.rstrip("\n") for line in handle][: args.sentences]
+    translator = Translator(loaded.model, loaded.preprocessing, loaded.config.decode, batch_size=64)
+    translator.translate(sentences[:64])  # warm-up
+    start = time.perf_counter()
+    offline = translator.translate(sentences)
+    offline_seconds = time.perf_counter() - start
+    expected = {s: t.text for s, t in zip(sentences, offline)}
+    offline_rate = len(sentences) / offline_seconds
+    print(f"offline: {offline_rate:.2f} sentences/s", flush=True)
+    del loaded, translator
+
+    batched = load_run(args, sentences, expected, 64)
+    unbatched = load_run(args, sentences, expected, 1)
+    record = {
+        "benchmark": "serve_load", "command": "python " + " ".join(sys.argv), "commit": git_commit(),
+        "machine": machine(), "model_dir": args.model_dir, "decode": str(loaded_decode(args.model_dir)),
+        "clients": args.clients, "duration_s": args.duration, "threads": args.threads,
+        "offline_sentences_per_second": round(offline_rate, 2), "batched": batched, "unbatched": unbatched,
+        "batched_over_unbatched": round(batched["sentences_per_second"] / unbatched["sentences_per_second"], 2),
+        "served_over_offline": round(batched["sentences_per_second"] / offline_rate, 2),
+        "goals": {"batched_over_unbatched": ">= 4", "served_over_offline": ">= 0.8", "errors": 0,
+                  "rss_growth": "< 0.10"},
+        "wall_seconds": round(time.monotonic() - wall, 1)}
+    path = write_result("serve_load", record)
+    print(f"batched / unbatched = {record['batched_over_unbatched']}x, served / offline = "
+          f"{record['served_over_offline']}x; wrote {path}")
+
+
+def loaded_decode(model_dir: str):
+    from seqlab.tasks import load_model_dir
+
+    return load_model_dir(model_dir).config.decode
+
+
+if __name__ == "__main__":
+    main()
