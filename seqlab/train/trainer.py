@@ -52,8 +52,8 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # intra-op threads.  1 by default: on a CPU that other jobs share, more threads than free cores collapse
     # (benchmarks/results/threads_under_load.json: 2 threads ran 0.13x as fast as 1 on a busy 2-core EPYC);
-    # on an idle machine raise it, e.g. --set train.num_threads=4; 0 = PyTorch's default of one per core
-    num_threads: int = 1
+    # on an idle machine raise it, e.g. --set train.num_threads=4
+    num_threads: int = 1  # intra-op threads (1: graceful on a shared CPU); 0 = PyTorch's default of one per core
     precision: str = "fp32"  # fp32 | bf16: forward and loss under bfloat16 autocast, fp32 weights (seqlab.precision)
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 1e-3
