@@ -61,6 +61,9 @@ def normalise(command: str) -> list[str]:
         word = word.split("|")[0] if "|" in word and not word.startswith("|") else word
         if word:
             words.append(NUMERIC_PLACEHOLDERS.get(word, word))
+    while len(words) > 1 and (re.fullmatch(r"[A-Z_]+=\S*", words[0]) or words[0] in ("python", "python3")) \
+            and not (words[0] in ("python", "python3") and words[1] == "-m"):
+        words = words[1:]  # PYTHONPATH=. OMP_NUM_THREADS=1 python3 benchmarks/x.py ...: the script and its arguments
     return words
 
 
