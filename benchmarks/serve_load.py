@@ -27,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,7 +113,18 @@ def load_run(args, sentences, expected, max_batch: int) -> dict:
     try:
         httpx.post(f"http://127.0.0.1:{port}/v1/translate", json={"texts": sentences[:64]}, timeout=120)  # warm-up
         rss_start = rss_mb(server.pid)
+        trace: list[float] = []
+        sampling = threading.Event()
+
+        def sample_rss() -> None:  # every 5 s: does the memory level off, or keep growing?
+            while not sampling.wait(5.0):
+                trace.append(round(rss_mb(server.pid), 1))
+
+        sampler = threading.Thread(target=sample_rss, daemon=True)
+        sampler.start()
         result = asyncio.run(drive(port, sentences, expected, args.clients, args.duration))
+        sampling.set()
+        result["rss_trace_mb"] = trace
         result.update(rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_mb(server.pid), 1))
         result["rss_growth"] = round(result["rss_end_mb"] / result["rss_start_mb"] - 1, 3)
         result["max_batch_sentences"] = max_batch
@@ -132,6 +144,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batched-only", action="store_true", help="skip the unbatched run (a quick look)")
     args = parser.parse_args()
     wall = time.monotonic()
 
@@ -154,6 +167,15 @@ def main() -> None:
     del loaded, translator
 
     batched = load_run(args, sentences, expected, 64)
+    if args.batched_only:  # a look at memory over a longer run: serve_load_batched.json
+        path = write_result("serve_load_batched", {
+            "benchmark": "serve_load --batched-only", "command": "python " + " ".join(sys.argv),
+            "commit": git_commit(), "machine": machine(), "model_dir": args.model_dir, "clients": args.clients,
+            "duration_s": args.duration, "threads": args.threads,
+            "offline_sentences_per_second": round(offline_rate, 2), "batched": batched,
+            "wall_seconds": round(time.monotonic() - wall, 1)})
+        print(f"wrote {path}")
+        return
     unbatched = load_run(args, sentences, expected, 1)
     record = {
         "benchmark": "serve_load", "command": "python " + " ".join(sys.argv), "commit": git_commit(),
