@@ -103,9 +103,11 @@ def test_another_host_needs_a_key_or_insecure(trained, tmp_path):
     assert_clean_error(seqlab("serve", tmp_path / "nothing"), "nothing")
 
 
-def test_insecure_serving_warns_in_the_banner(trained):
+def test_insecure_serving_warns_in_the_banner_and_int8_serves(trained):
     port = free_port()
-    process = start(trained, port, "--host", "0.0.0.0", "--insecure")
+    process = start(trained, port, "--host", "0.0.0.0", "--insecure", "--quantize", "int8")
+    answer = httpx.post(f"http://127.0.0.1:{port}/v1/translate", json={"texts": ["i am cold ."]}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["translations"][0]["text"] == "j'ai froid."
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 0 and "WARNING: --insecure" in err
