@@ -116,14 +116,24 @@ class ServedModel:
 
 
 def translation_record(translation: Any, attention: bool) -> dict[str, Any]:
+    """The JSON of one translation: the best hypothesis, and every n-best one with its tokens (and, when asked,
+    each one's attention: the page draws whichever hypothesis is chosen)."""
     record = {"text": translation.text, "tokens": translation.tokens, "score": round(translation.score, 4),
-              "src_tokens": translation.src_tokens,
-              "nbest": [{"text": text, "score": round(score, 4)} for text, score in translation.nbest]}
+              "src_tokens": translation.src_tokens, "nbest": []}
+    for index, (text, score) in enumerate(translation.nbest):
+        hypothesis = {"text": text, "score": round(score, 4)}
+        if index < len(translation.nbest_tokens):
+            hypothesis["tokens"] = translation.nbest_tokens[index]
+            if attention:
+                hypothesis["attention"] = weights_list(translation.nbest_attention[index])
+        record["nbest"].append(hypothesis)
     if attention:
-        weights = translation.attention
-        record["attention"] = None if weights is None else [[round(float(w), 4) for w in row]
-                                                             for row in weights.float().tolist()]
+        record["attention"] = weights_list(translation.attention)
     return record
+
+
+def weights_list(weights: torch.Tensor | None) -> list[list[float]] | None:
+    return None if weights is None else [[round(float(w), 4) for w in row] for row in weights.float().tolist()]
 
 
 def training_figures(directory: Path) -> dict[str, Any]:

@@ -150,6 +150,9 @@ class Translation:
     nbest: list[tuple[str, float]] = field(default_factory=list)
     attention: torch.Tensor | None = None  # (T_out, S_src) weights, when the model has attention
     src_tokens: list[str] = field(default_factory=list)
+    # every n-best hypothesis's output tokens and attention, in nbest's order (the best first)
+    nbest_tokens: list[list[str]] = field(default_factory=list)
+    nbest_attention: list[torch.Tensor | None] = field(default_factory=list)
 
 
 class Translator:
@@ -197,7 +200,9 @@ class Translator:
         best = hypotheses[0]
         return Translation(self.pre.decode_tgt(best.tokens), self.pre.tgt_vocab.decode(best.tokens), best.score,
                            nbest=[(self.pre.decode_tgt(h.tokens), h.score) for h in hypotheses],
-                           attention=best.attention)
+                           attention=best.attention,
+                           nbest_tokens=[self.pre.tgt_vocab.decode(h.tokens) for h in hypotheses],
+                           nbest_attention=[h.attention for h in hypotheses])
 
 
 def pad_sources(sources: list, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -55,6 +55,11 @@ def test_translate_returns_the_attention_of_the_chosen_hypothesis(client):
     assert len(weights) == len(translation["tokens"])  # one row per output token
     assert all(len(row) == len(translation["src_tokens"]) + 1 for row in weights)  # source tokens and <eos>
     assert all(sum(row) == pytest.approx(1.0, abs=1e-2) for row in weights)
+    beam = client.post("/v1/translate", json={"texts": ["i am cold ."], "beam": 3, "nbest": 3,
+                                              "attention": True}).json()["translations"][0]
+    assert beam["nbest"][0]["attention"] == beam["attention"] and beam["nbest"][0]["tokens"] == beam["tokens"]
+    for hypothesis in beam["nbest"]:  # each hypothesis carries its own tokens and attention rows
+        assert len(hypothesis["attention"]) == len(hypothesis["tokens"])
 
 
 def test_a_sentences_output_does_not_depend_on_its_batch(client):

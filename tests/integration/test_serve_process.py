@@ -153,6 +153,11 @@ def test_the_page_shows_the_translation_and_its_attention_in_chromium(trained):
             rows, cols = len(shown["attention"]), len(shown["attention"][0])
             assert (int(svg.get_attribute("data-rows")), int(svg.get_attribute("data-cols"))) == (rows, cols)
             assert len(driver.find_elements(By.CSS_SELECTOR, "#heatmap rect.cell")) == rows * cols
+            hypotheses[1].click()  # another hypothesis: its own text and its own attention
+            second = shown["nbest"][1]
+            assert driver.find_element(By.ID, "output").text == second["text"]
+            svg = driver.find_element(By.CSS_SELECTOR, "#heatmap svg")
+            assert int(svg.get_attribute("data-rows")) == len(second["attention"])
             ARTEFACTS.mkdir(exist_ok=True)
             driver.save_screenshot(str(ARTEFACTS / "serve_page.png"))
         finally:

@@ -75,15 +75,23 @@ function show(task, body) {
   if (task === "translation") {
     const t = body.translations[0];
     $("output").textContent = t.text;
+    const choose = (index) => {  // the heat-map and the bold line follow the hypothesis clicked
+      const hyp = t.nbest[index] || t;
+      document.querySelectorAll("#nbest-list li").forEach((li, i) => { li.className = i === index ? "chosen" : ""; });
+      $("output").textContent = hyp.text;
+      $("heatmap").innerHTML = "";
+      const weights = hyp.attention || (index === 0 ? t.attention : null);
+      if (weights) drawHeatmap(weights, t.src_tokens.concat(["<eos>"]), (hyp.tokens || t.tokens).concat(["<eos>"]));
+    };
     t.nbest.forEach((hyp, index) => {
       const item = document.createElement("li");
-      item.className = index === 0 ? "chosen" : "";
       item.innerHTML = `<span class="hyp"></span><span class="score"></span>`;
       item.querySelector(".hyp").textContent = hyp.text;
       item.querySelector(".score").textContent = hyp.score.toFixed(4);
+      item.addEventListener("click", () => choose(index));
       $("nbest-list").appendChild(item);
     });
-    if (t.attention) drawHeatmap(t.attention, t.src_tokens.concat(["<eos>"]), t.tokens.concat(["<eos>"]));
+    choose(0);
   } else if (task === "lm") {
     $("output").textContent = body.generations[0].text;
   } else if (task === "captioning") {
