@@ -216,19 +216,22 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         results = await worker(model, "score", model.score).run((), items)
         return answer(model, start, scores=results)
 
+    async def label_texts(body: schemas.TextsRequest, task: str, endpoint: str, method: str) -> tuple:
+        """Classification and tagging: a list of texts in, one answer per text out, no decode options."""
+        start = time.perf_counter()
+        model = choose(body.model, (task,), endpoint)
+        check_texts(body.texts)
+        return model, start, await worker(model, method, getattr(model, method)).run((), body.texts)
+
     @app.post("/v1/classify")
     async def classify(body: schemas.TextsRequest) -> dict[str, Any]:
-        start = time.perf_counter()
-        model = choose(body.model, ("classification",), "/v1/classify")
-        check_texts(body.texts)
-        return answer(model, start, labels=await worker(model, "classify", model.classify).run((), body.texts))
+        model, start, labels = await label_texts(body, "classification", "/v1/classify", "classify")
+        return answer(model, start, labels=labels)
 
     @app.post("/v1/tag")
     async def tag(body: schemas.TextsRequest) -> dict[str, Any]:
-        start = time.perf_counter()
-        model = choose(body.model, ("tagging",), "/v1/tag")
-        check_texts(body.texts)
-        return answer(model, start, tagged=await worker(model, "tag", model.tag).run((), body.texts))
+        model, start, tagged = await label_texts(body, "tagging", "/v1/tag", "tag")
+        return answer(model, start, tagged=tagged)
 
     @app.post("/v1/caption")
     async def caption(body: schemas.CaptionRequest) -> dict[str, Any]:
