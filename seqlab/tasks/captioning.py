@@ -151,7 +151,7 @@ class CaptionBatch:
     y_1 .. y_n <eos>; tgt_mask (B, T); indices (B,): positions of the (image, caption) pairs.
 
     Grouped batches (``grouped_caption_batches``) hold each image once: images (I, 3, H, W) and image_index (B,),
-    caption row b describing image ``image_index[b]``; indices are then the images' positions."""
+    caption row b describing image ``image_index[b]``; indices (B,) are then the images' positions, per row."""
 
     images: torch.Tensor
     tgt_in_ids: torch.Tensor
@@ -163,6 +163,20 @@ class CaptionBatch:
     @property
     def num_tgt_tokens(self) -> int:
         return int(self.tgt_mask.sum())
+
+    def shard(self, rank: int, world_size: int) -> "CaptionBatch":
+        """One DDP worker's part: images rank, rank + N, ... with all their captions (a grouped batch's image
+        rows and caption rows differ in number, so rows cannot be dealt out one by one)."""
+        if self.image_index is None:
+            keep = torch.arange(rank, self.tgt_in_ids.size(0), world_size)
+            return CaptionBatch(self.images[keep], self.tgt_in_ids[keep], self.tgt_out_ids[keep], self.tgt_mask[keep],
+                                self.indices[keep])
+        images = torch.arange(rank, self.images.size(0), world_size)
+        rows = torch.isin(self.image_index, images).nonzero().squeeze(1)
+        new_position = torch.full((self.images.size(0),), -1, dtype=torch.long)
+        new_position[images] = torch.arange(images.numel())
+        return CaptionBatch(self.images[images], self.tgt_in_ids[rows], self.tgt_out_ids[rows], self.tgt_mask[rows],
+                            self.indices[rows], new_position[self.image_index[rows]])
 
     def to(self, device: torch.device | str) -> "CaptionBatch":
         return CaptionBatch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)

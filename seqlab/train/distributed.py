@@ -98,6 +98,8 @@ class Distributed:
         the same stream columns at every chunk (its carried hidden state stays valid)."""
         if not self.enabled:
             return batch
+        if hasattr(batch, "shard"):  # a batch whose fields are not all row-aligned splits itself
+            return batch.shard(self.rank, self.world_size)
         if not dataclasses.is_dataclass(batch):
             raise ConfigError(f"distributed training: cannot split a batch of type {type(batch).__name__}")
         rows = batch_rows(batch)

@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
+from tests.conftest import flickr  # noqa: F401 (fixture)
 from tests.integration.test_cli import ROOT, assert_clean_error, corpus, seqlab  # noqa: F401  (corpus: a fixture)
 
 
@@ -70,3 +72,15 @@ def test_other_commands_refuse_to_run_as_distributed_workers(tmp_path):
     result = subprocess.run([sys.executable, "-m", "seqlab", "bleu", tmp_path / "hyp.txt", tmp_path / "hyp.txt"],
                             capture_output=True, text=True, env=env, timeout=60)
     assert_clean_error(result, "only 'seqlab train' runs distributed")
+
+
+@pytest.mark.parametrize("task", ["lm", "classification", "tagging", "captioning", "forecasting"])
+def test_every_task_trains_with_two_workers(task, tmp_path, flickr):  # noqa: F811
+    from tests.integration.test_tasks import write_config
+
+    config = write_config(tmp_path, task, flickr, tmp_path / "model")
+    result = seqlab("train", config, "--nproc", 2, "--set", "train.max_steps=6")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["workers"] == 2 and summary["steps"] == 6
+    assert seqlab("evaluate", tmp_path / "model", "--json").returncode == 0

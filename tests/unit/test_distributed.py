@@ -117,3 +117,20 @@ def test_an_empty_shard_still_gives_every_parameter_a_gradient():
     loss.backward()
     assert count == 0 and float(loss.detach()) == 0.0
     assert all(parameter.grad is not None and not parameter.grad.any() for parameter in model.parameters())
+
+
+def test_a_grouped_caption_batch_is_split_by_image_with_all_its_captions():
+    from seqlab.tasks.captioning import CaptionBatch
+
+    images = torch.arange(3.0).view(3, 1, 1, 1)  # image i holds the value i
+    image_index = torch.tensor([0, 0, 1, 2, 2, 2])
+    ids = torch.arange(6).view(6, 1)  # caption row r holds r
+    batch = CaptionBatch(images, ids, ids + 10, torch.ones(6, 1, dtype=torch.bool), torch.tensor([7, 7, 8, 9, 9, 9]),
+                         image_index)
+    parts = [batch.shard(rank, 2) for rank in range(2)]
+    assert [p.images.flatten().tolist() for p in parts] == [[0.0, 2.0], [1.0]]
+    assert [p.tgt_in_ids.flatten().tolist() for p in parts] == [[0, 1, 3, 4, 5], [2]]
+    for part in parts:  # every caption still points at its own image
+        assert part.images[part.image_index].flatten().tolist() == [float(image_index[r]) for r in
+                                                                    part.tgt_in_ids.flatten().tolist()]
+    assert parts[0].indices.tolist() == [7, 7, 9, 9, 9]
