@@ -112,6 +112,10 @@ class BatchWorker:
         return same[best: best + self.max_batch]
 
     def _decode(self, options: Hashable, batch: list[_Item]) -> None:
+        # an item whose request is gone (the client left, or shutdown's grace period cancelled it) is not decoded
+        batch = [item for item in batch if item.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         self.on_batch(len(batch))
         try:
             results = self.function(options, [item.payload for item in batch])

@@ -74,3 +74,12 @@ def test_length_aware_batches_keep_the_oldest_and_its_nearest_lengths():
     assert sorted(len(item.payload) for item in chosen) == [4, 5, 5]
     with pytest.raises(ValueError, match="max_batch"):
         BatchWorker(lambda key, items: items, max_batch=0)
+
+
+def test_an_item_whose_request_was_cancelled_is_not_decoded():
+    worker, batches = recording_worker(max_batch=8, max_wait_ms=200)
+    kept, dropped = worker.submit("k", ["keep", "drop"])
+    assert dropped.cancel()  # as asyncio cancels it when its request task is cancelled
+    assert kept.result(timeout=10) == "k:KEEP"
+    worker.close()
+    assert [items for _, items in batches] == [["keep"]]
