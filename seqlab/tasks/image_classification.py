@@ -118,19 +118,25 @@ class Preprocessing:
         return cls(list(data["labels"]), float(data["mean"]), float(data["std"]))
 
 
-def load_splits(data: DataConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{"train", "valid", "test"}: (grey levels (N, 64) float, labels (N,) long), stratified by digit."""
-    from sklearn.datasets import load_digits
+def split_indices(labels: Sequence[int], split_seed: int) -> dict[str, list[int]]:
+    """{"train", "valid", "test"}: indices into the dataset, stratified by digit, fixed by ``split_seed``."""
     from sklearn.model_selection import train_test_split
+
+    everything = list(range(len(labels)))
+    rest, test = train_test_split(everything, test_size=SPLIT_SIZES["test"], stratify=labels,
+                                  random_state=split_seed)
+    train, valid = train_test_split(rest, test_size=SPLIT_SIZES["valid"], stratify=[labels[i] for i in rest],
+                                    random_state=split_seed)
+    return {"train": train, "valid": valid, "test": test}
+
+
+def load_splits(data: DataConfig) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"train", "valid", "test"}: (grey levels (N, 64) float, labels (N,) long)."""
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     pixels, labels = torch.tensor(digits.data, dtype=torch.float32), torch.tensor(digits.target)
-    index = torch.arange(len(labels)).numpy()
-    rest, test = train_test_split(index, test_size=SPLIT_SIZES["test"], stratify=labels.numpy(),
-                                  random_state=data.split_seed)
-    train, valid = train_test_split(rest, test_size=SPLIT_SIZES["valid"], stratify=labels.numpy()[rest],
-                                    random_state=data.split_seed)
-    return {name: (pixels[ids], labels[ids]) for name, ids in (("train", train), ("valid", valid), ("test", test))}
+    return {name: (pixels[ids], labels[ids]) for name, ids in split_indices(labels.tolist(), data.split_seed).items()}
 
 
 def build_model(config: RunConfig, pre: Preprocessing) -> nn.Module:
