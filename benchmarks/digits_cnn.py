@@ -1,5 +1,5 @@
 """CNN image classification on scikit-learn's digits (CS182 seed 002): LeNet, AlexNet, VGG and ResNet trained with
-their recipes (configs/digits_*.yaml), and the best of them again without batch norm.
+their recipes (configs/digits_*.yaml), and the best of them (by validation accuracy) again with batch norm flipped.
 
     OMP_NUM_THREADS=1 python benchmarks/digits_cnn.py [--epochs 30]
 
@@ -47,13 +47,15 @@ def main() -> None:
         for name in NETS:
             results[name] = train_one(name, args.epochs, f"{tmp}/{name}", [])
             print(name, results[name], flush=True)
-        best = max(NETS, key=lambda name: results[name]["test_accuracy"])
+        # "best" is chosen on validation accuracy, so the test figures stay unseen by every choice made here.
+        best = max(NETS, key=lambda name: results[name]["best_valid_accuracy"])
         flipped = not results[best]["batch_norm"]
         results[f"{best}_batch_norm_{'on' if flipped else 'off'}"] = train_one(
             best, args.epochs, f"{tmp}/ablation", [f"model.cnn.batch_norm={str(flipped).lower()}"])
     record = {"command": "OMP_NUM_THREADS=1 python " + shlex.join(["benchmarks/digits_cnn.py", *sys.argv[1:]]),
               "commit": git_commit(), "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
               "split": {"train": 1257, "valid": 180, "test": 360, "split_seed": 0}, "best": best,
+              "best_chosen_by": "validation accuracy",
               "goal": ">= 0.98 test accuracy for the best net", "reached": results[best]["test_accuracy"] >= 0.98,
               "results": results}
     print(write_result("digits_cnn", record))
