@@ -2,7 +2,8 @@
 
 translation: corpus BLEU (sacreBLEU, with its signature) and perplexity; lm: perplexity of a split or a file;
 classification: accuracy and macro F1; tagging: token accuracy and chunk P/R/F1; captioning: BLEU-1..4 against
-every reference; forecasting: held-out 1-step MSE beside the naive last-value baseline.
+every reference; forecasting: held-out 1-step MSE beside the naive last-value baseline; image_classification:
+accuracy on a split of the digits.
 """
 
 from __future__ import annotations
@@ -119,5 +120,13 @@ def evaluate_forecasting(loaded, args: argparse.Namespace) -> None:
     print_json({"source": "held-out part of the series", **test_scores(loaded, loaded.config)}, args.out)
 
 
+def evaluate_images(loaded, args: argparse.Namespace) -> None:
+    from seqlab.tasks.image_classification import evaluate
+
+    print_json({"source": f"{loaded.config.data.dataset} {args.split}",
+                **evaluate(loaded, args.split, args.batch_size)}, args.out)
+
+
 EVALUATORS = {"translation": evaluate_translation, "lm": evaluate_lm, "classification": evaluate_labelled,
-              "tagging": evaluate_labelled, "captioning": evaluate_captioning, "forecasting": evaluate_forecasting}
+              "tagging": evaluate_labelled, "captioning": evaluate_captioning, "forecasting": evaluate_forecasting,
+              "image_classification": evaluate_images}

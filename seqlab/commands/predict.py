@@ -2,7 +2,7 @@
 
 translation -> ``seqlab translate``, lm -> ``seqlab generate``, classification -> ``seqlab classify predict``,
 tagging -> ``seqlab tag predict``, captioning -> ``seqlab caption predict``, forecasting -> ``seqlab forecast
-predict``; the arguments after MODEL_DIR are that verb's (``seqlab predict MODEL_DIR --help`` lists them).
+predict``, image_classification -> ``--split test`` or ``--csv F`` (seqlab.commands.image_classify); the arguments after MODEL_DIR are that verb's (``seqlab predict MODEL_DIR --help`` lists them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import importlib
 HELP = "use a trained model of any task: translate, generate, classify, tag, caption or forecast"
 VERBS = {"translation": "seqlab.commands.translate", "lm": "seqlab.commands.generate",
          "classification": "seqlab.commands.classify", "tagging": "seqlab.commands.tag",
-         "captioning": "seqlab.commands.caption", "forecasting": "seqlab.commands.forecast"}
+         "captioning": "seqlab.commands.caption", "forecasting": "seqlab.commands.forecast",
+         "image_classification": "seqlab.commands.image_classify"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

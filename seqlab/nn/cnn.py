@@ -1,5 +1,5 @@
 """Convolutional image encoders (CS182 seed 002, "卷积神经网络"): conv + ReLU + pool, padding, stride, batch norm,
-residual blocks, and three families of configurable depth: LeNet, VGG and ResNet.
+residual blocks, and four families of configurable depth: LeNet, AlexNet, VGG and ResNet.
 
 The size arithmetic of the seed, for one spatial dimension: an input of n pixels, a k-wide kernel, p pixels of zero
 padding on each side and stride s give
@@ -22,7 +22,7 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 
-ARCHITECTURES = ("lenet", "vgg", "resnet")
+ARCHITECTURES = ("lenet", "alexnet", "vgg", "resnet")
 
 
 def output_size(in_size: int, kernel: int, padding: int = 0, stride: int = 1) -> int:
@@ -36,7 +36,8 @@ def output_size(in_size: int, kernel: int, padding: int = 0, stride: int = 1) ->
 class CNNConfig:
     """An image encoder.
 
-    ``architecture``: "lenet" (5x5 valid convs, each followed by 2x2 max pooling), "vgg" (stages of
+    ``architecture``: "lenet" (5x5 valid convs, each followed by 2x2 max pooling), "alexnet" (a wide first
+    kernel, then 3x3 convs; pooling after the first two stages only, sized for small inputs), "vgg" (stages of
     ``convs_per_stage`` 3x3 same-size convs, then 2x2 max pooling) or "resnet" (a 3x3 stem, then stages of
     ``convs_per_stage`` residual blocks; every stage after the first starts with a stride-2 block).
     ``channels`` gives one output width per stage, so its length is the depth in stages.
@@ -103,7 +104,8 @@ class CNNEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.out_channels = config.channels[-1]
-        builders = {"lenet": _lenet_layers, "vgg": _vgg_layers, "resnet": _resnet_layers}
+        builders = {"lenet": _lenet_layers, "alexnet": _alexnet_layers, "vgg": _vgg_layers,
+                    "resnet": _resnet_layers}
         self.layers = nn.Sequential(*builders[config.architecture](config))
         self.dropout = nn.Dropout2d(config.dropout)
 
@@ -119,6 +121,8 @@ def _map_size(config: CNNConfig, size: int) -> int:
     for stage in range(len(config.channels)):
         if config.architecture == "lenet":
             size = output_size(output_size(size, 5), 2, stride=2)
+        elif config.architecture == "alexnet":
+            size = output_size(size, 2, stride=2) if stage < 2 else size  # same-size convs; pools after 2 stages
         elif config.architecture == "vgg":
             size = output_size(size, 2, stride=2)  # 3x3 convs with padding 1 keep the size
         elif stage > 0:  # resnet: the first block of later stages has stride 2
@@ -133,6 +137,21 @@ def _lenet_layers(config: CNNConfig) -> list[nn.Module]:
     in_channels = config.in_channels
     for width in config.channels:
         layers += [conv_block(in_channels, width, 5, 0, batch_norm=config.batch_norm), nn.MaxPool2d(2)]
+        in_channels = width
+    return layers
+
+
+def _alexnet_layers(config: CNNConfig) -> list[nn.Module]:
+    """AlexNet's shape (Krizhevsky et al. 2012) scaled to small images: a wide first kernel (5x5 here, 11x11
+    stride 4 on 224x224 ImageNet), pooling after the first two stages, then same-size 3x3 convs (AlexNet's
+    conv3..conv5) with no pooling between them, so an 8x8 digit keeps a 2x2 map instead of vanishing."""
+    layers: list[nn.Module] = []
+    in_channels = config.in_channels
+    for stage, width in enumerate(config.channels):
+        kernel = 5 if stage == 0 else 3
+        layers.append(conv_block(in_channels, width, kernel, kernel // 2, batch_norm=config.batch_norm))
+        if stage < 2:
+            layers.append(nn.MaxPool2d(2))
         in_channels = width
     return layers
 

@@ -29,7 +29,8 @@ from seqlab.errors import ConfigError
 from seqlab.precision import parse_dtype
 from seqlab.quantize import check_quantize, quantize_int8
 from seqlab.run_dir import LoadedModel
-from seqlab.tasks import captioning, classification, forecasting, language_model, tagging, translation
+from seqlab.tasks import (captioning, classification, forecasting, image_classification, language_model, tagging,
+                          translation)
 from seqlab.train.distributed import Distributed
 from seqlab.train.trainer import Trainer, TrainConfig, resolve_device
 
@@ -40,6 +41,7 @@ TASKS: dict[str, ModuleType] = {
     "tagging": tagging,
     "captioning": captioning,
     "forecasting": forecasting,
+    "image_classification": image_classification,
 }
 
 

@@ -47,7 +47,7 @@ def test_lenet_sizes_follow_the_seed():
     assert encoder.feature_map_size(32, 32) == (5, 5)
 
 
-@pytest.mark.parametrize("architecture", ["lenet", "vgg", "resnet"])
+@pytest.mark.parametrize("architecture", ["lenet", "alexnet", "vgg", "resnet"])
 @pytest.mark.parametrize("height,width", [(64, 64), (37, 50)])
 def test_feature_map_size_matches_the_network(architecture, height, width):
     config = CNNConfig(architecture=architecture, channels=(4, 8), convs_per_stage=2)
@@ -78,7 +78,7 @@ def test_conv_block_without_batch_norm_has_a_bias_and_applies_relu():
     assert conv_block(3, 5, 3, 1)[0].bias is None  # batch norm re-centres: the bias would be wasted
 
 
-@pytest.mark.parametrize("changes,key", [({"architecture": "alexnet"}, "architecture"), ({"channels": ()}, "channels"),
+@pytest.mark.parametrize("changes,key", [({"architecture": "googlenet"}, "architecture"), ({"channels": ()}, "channels"),
                                          ({"channels": (8, 0)}, "channels"), ({"convs_per_stage": 0}, "convs_per"),
                                          ({"dropout": 1.0}, "dropout"), ({"in_channels": 0}, "in_channels")])
 def test_config_errors_name_the_key(changes, key):
