@@ -43,7 +43,7 @@ INIT_DECODER = ("zero", "last", "bridge")
 
 @dataclass
 class RNNSeq2SeqConfig:
-    cell: str = "gru"  # rnn | rnn_relu | gru | lstm
+    cell: str = "gru"  # rnn | rnn_relu | gru | gru_seed | lstm
     embedding_size: int = 256
     hidden_size: int = 512
     num_layers: int = 2  # encoder and decoder alike
