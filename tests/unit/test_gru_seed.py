@@ -99,3 +99,22 @@ def test_a_gru_seed_config_trains_through_seqlab_train(tmp_path):
     result = seqlab("train", tmp_path / "config.yaml")
     assert result.returncode == 0, result.stderr
     assert any((tmp_path / "model").iterdir())
+
+
+def test_gru_seed_builds_and_backpropagates_in_every_rnn_model():
+    from seqlab.models.classifier import ClassifierConfig, TextClassifier
+    from seqlab.models.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
+    from seqlab.models.tagger import Tagger, TaggerConfig
+
+    torch.manual_seed(0)
+    ids = torch.randint(1, 9, (2, 5))
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    seq2seq = RNNSeq2Seq(RNNSeq2SeqConfig(cell="gru_seed", embedding_size=8, hidden_size=8, num_layers=1,
+                                          bidirectional=True, attention="additive"), 9, 9)
+    outputs = [seq2seq(ids, mask, ids),
+               Tagger(TaggerConfig(cell="gru_seed", embedding_size=8, hidden_size=8), 9, 4)(ids, mask),
+               TextClassifier(ClassifierConfig(encoder="gru_seed", embedding_size=8, hidden_size=8), 9, 3)(ids, mask)]
+    for model, output in zip(("seq2seq", "tagger", "classifier"), outputs):
+        assert torch.isfinite(output).all(), model
+        output.float().sum().backward()
+    assert any(type(m) is SeedGRU for m in seq2seq.modules())
