@@ -30,7 +30,7 @@ from seqlab.nn.rnn import CELL_NAMES, make_rnn
 @dataclass
 class CaptionerConfig:
     cnn: CNNConfig = field(default_factory=CNNConfig)
-    cell: str = "lstm"  # rnn | rnn_relu | gru | lstm
+    cell: str = "lstm"  # rnn | rnn_relu | gru | gru_seed | lstm
     embedding_size: int = 128
     hidden_size: int = 256
     num_layers: int = 1

@@ -32,7 +32,7 @@ POOLINGS = ("last", "mean", "max", "attention")
 
 @dataclass
 class ClassifierConfig:
-    """``encoder``: rnn | rnn_relu | gru | lstm | transformer | cnn (the last builds ``CNNTextClassifier``)."""
+    """``encoder``: rnn | rnn_relu | gru | gru_seed | lstm | transformer | cnn (the last builds ``CNNTextClassifier``)."""
 
     encoder: str = "lstm"
     embedding_size: int = 128

@@ -19,13 +19,14 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.contracts import PAD_ID, TensorState, step_log_probs
+from seqlab.nn.rnn import SeedGRU
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "gru_seed": SeedGRU, "lstm": nn.LSTM}
 
 
 @dataclass
 class RNNLMConfig:
-    cell: str = "lstm"  # rnn | gru | lstm
+    cell: str = "lstm"  # rnn | gru | gru_seed (reset gate before the product) | lstm
     embedding_size: int = 200
     hidden_size: int = 200
     num_layers: int = 2

@@ -43,7 +43,7 @@ INIT_DECODER = ("zero", "last", "bridge")
 
 @dataclass
 class RNNSeq2SeqConfig:
-    cell: str = "gru"  # rnn | rnn_relu | gru | lstm
+    cell: str = "gru"  # rnn | rnn_relu | gru | gru_seed | lstm
     embedding_size: int = 256
     hidden_size: int = 512
     num_layers: int = 2  # encoder and decoder alike
@@ -56,8 +56,9 @@ class RNNSeq2SeqConfig:
     attention_heads: int = 1  # multihead only
     attention_use: str = "output"  # output | input_feeding | next_layer
     tie_embeddings: bool = False  # output layer = target embedding (a projection is added when E != H)
-    init: str = "xavier"  # xavier | kaiming | orthogonal | uniform | default
+    init: str = "xavier"  # xavier | kaiming | lecun | orthogonal | orthogonal_all | uniform | default
     uniform_range: float = 0.1
+    init_bias: float = 0.0  # every bias's start (not uniform/default); 0.1 = the seed's small positive ReLU bias
     forget_bias: float = 1.0  # LSTM only
 
     def __post_init__(self):
@@ -165,7 +166,7 @@ class RNNSeq2Seq(nn.Module):
         tie_projection = config.tie_embeddings and embedding_size != hidden_size
         self.projection = nn.Linear(hidden_size, embedding_size) if tie_projection else None
         self.output = nn.Linear(embedding_size if tie_projection else hidden_size, tgt_vocab_size)
-        init_weights(self, config.init, config.uniform_range, config.forget_bias)
+        init_weights(self, config.init, config.uniform_range, config.forget_bias, config.init_bias)
         if config.tie_embeddings:
             self.output.weight = self.tgt_embedding.weight  # one tensor, two uses
 

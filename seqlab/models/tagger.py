@@ -29,7 +29,7 @@ from seqlab.nn.rnn import CELL_NAMES, make_rnn
 
 @dataclass
 class TaggerConfig:
-    cell: str = "lstm"  # rnn | rnn_relu | gru | lstm
+    cell: str = "lstm"  # rnn | rnn_relu | gru | gru_seed | lstm
     embedding_size: int = 100
     hidden_size: int = 128  # per direction
     num_layers: int = 1

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqlab.errors import ConfigError
 
 RNNState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # h (L*dirs, B, H), or (h, c) for an LSTM
 CellWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # w_ih, w_hh, b_ih, b_hh
 
-CELL_NAMES = ("rnn", "rnn_relu", "gru", "lstm")
+CELL_NAMES = ("rnn", "rnn_relu", "gru", "gru_seed", "lstm")
 
 
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0,
@@ -41,6 +41,8 @@ def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, 
                    dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
     if cell == "gru":
         return nn.GRU(**options)
+    if cell == "gru_seed":
+        return SeedGRU(**options)
     if cell == "lstm":
         return nn.LSTM(**options)
     return nn.RNN(nonlinearity="relu" if cell == "rnn_relu" else "tanh", **options)
@@ -60,6 +62,82 @@ def encode_packed(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor,
     packed_outputs, final = rnn(packed, state)
     outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=inputs.size(1))
     return outputs, final
+
+
+class SeedGRU(nn.GRU):
+    """A trainable GRU with the seed's reset-*before* candidate (seed 001, "门控循环单元", Cho et al. 2014)::
+
+        R_t = σ(X_t W_xr + H_{t-1} W_hr + b_r)      Z_t = σ(X_t W_xz + H_{t-1} W_hz + b_z)
+        H̃_t = tanh(X_t W_xh + (R_t ⊙ H_{t-1}) W_hh + b_h)
+        H_t = Z_t ⊙ H_{t-1} + (1 − Z_t) ⊙ H̃_t
+
+    ``nn.GRU`` instead computes tanh(X W_xh + b_xh + R ⊙ (H W_hh + b_hh)) (reset after the product).  Same
+    parameters, constructor and call as ``nn.GRU`` (batch-first only; PackedSequence inputs accepted), so it
+    drops in wherever ``cell: gru`` is used; the seed's b_h is b_xh + b_hh of the candidate gate.
+    Performance hazard: one Python-level step per position (no fused kernel does reset-before); the input
+    projections of all positions are one matrix product up front.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.batch_first:
+            raise ConfigError("gru_seed: only batch_first=True is supported")
+
+    def forward(self, inputs, state: torch.Tensor | None = None):
+        packed = isinstance(inputs, PackedSequence)
+        if packed:
+            padded, lengths = pad_packed_sequence(inputs, batch_first=True)  # (B, S, I), original row order
+        else:
+            padded, lengths = inputs, None
+        batch, length = padded.shape[:2]
+        directions = 2 if self.bidirectional else 1
+        if state is None:
+            state = padded.new_zeros(self.num_layers * directions, batch, self.hidden_size)
+        # real_mask (B, S): True at real positions; a padded step leaves the state as it was
+        real_mask = None if lengths is None else (torch.arange(length)[None, :] < lengths[:, None]).to(padded.device)
+        layer_input, finals = padded, []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                direction_outputs, final = self._run_direction(
+                    layer_input, state[index], cell_weights(self, layer, direction), real_mask, direction == 1)
+                outputs.append(direction_outputs)
+                finals.append(final)
+            layer_input = torch.cat(outputs, dim=-1)  # (B, S, dirs*H)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                layer_input = nn.functional.dropout(layer_input, self.dropout)
+        final_state = torch.stack(finals)  # (L*dirs, B, H)
+        if packed:
+            repacked = pack_padded_sequence(layer_input, lengths, batch_first=True, enforce_sorted=False)
+            return repacked, final_state
+        return layer_input, final_state
+
+    @staticmethod
+    def _run_direction(inputs: torch.Tensor, h: torch.Tensor, weights: CellWeights,
+                       real_mask: torch.Tensor | None, reverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs (B, S, I), h (B, H) -> outputs (B, S, H), zero at padded positions, and the final h (B, H)."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        hidden = h.size(-1)
+        input_parts = (inputs @ w_ih.T + b_ih).chunk(3, dim=-1)  # X W_x* + b_x*, each (B, S, H)
+        w_h_gates, w_h_candidate = w_hh[:2 * hidden], w_hh[2 * hidden:]  # (2H, H), (H, H)
+        b_h_gates, b_h_candidate = b_hh[:2 * hidden], b_hh[2 * hidden:]
+        outputs: list[torch.Tensor] = [h.new_zeros(h.shape)] * inputs.size(1)
+        positions = range(inputs.size(1) - 1, -1, -1) if reverse else range(inputs.size(1))
+        for t in positions:
+            reset_part, update_part = (h @ w_h_gates.T + b_h_gates).chunk(2, dim=-1)
+            reset = torch.sigmoid(input_parts[0][:, t] + reset_part)
+            update = torch.sigmoid(input_parts[1][:, t] + update_part)
+            candidate = torch.tanh(input_parts[2][:, t] + (reset * h) @ w_h_candidate.T + b_h_candidate)
+            h_next = update * h + (1 - update) * candidate
+            if real_mask is not None:
+                keep = real_mask[:, t, None]  # (B, 1)
+                h_next = torch.where(keep, h_next, h)
+                outputs[t] = torch.where(keep, h_next, torch.zeros_like(h_next))
+            else:
+                outputs[t] = h_next
+            h = h_next
+        return torch.stack(outputs, dim=1), h
 
 
 # ------------------------------------------------------------------------------------------ readable twins
