@@ -164,7 +164,7 @@ def test_checkpoint_errors_and_atomicity(tmp_path):
     save_checkpoint(path, {"model": {"w": torch.ones(2)}})
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
     path.write_bytes(path.read_bytes()[:40])  # truncated, as by a crash of a non-atomic writer
-    with pytest.raises(CheckpointError, match="not a seqlab checkpoint \(or corrupted\)"):
+    with pytest.raises(CheckpointError, match=r"not a seqlab checkpoint \(or corrupted\)"):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
