@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,34 @@ def train_or_skip(args: argparse.Namespace, config: Any) -> dict:
     if args.nproc > 1:
         return train_with_workers(args.config, args.overrides, args.nproc)
     return train(config, overwrite=True)
+
+
+def timed_pass(decode, batches) -> tuple[float, float, list[list[int]]]:
+    """(wall seconds, CPU seconds, outputs in batch order) of one pass of ``decode`` over every batch."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    outputs = [row for src_ids, src_mask in batches for row in decode(src_ids, src_mask)]
+    return time.perf_counter() - wall, time.process_time() - cpu, outputs
+
+
+def alternating_passes(label: str, decoders: dict, batches: list, rounds: int) -> tuple[dict, dict]:
+    """``rounds`` full passes of every decoder, the order reversed every other round (neither always runs on a
+    warmer or cooler machine) -> ({name: [(wall, cpu), ...]}, {name: outputs of its last pass})."""
+    import sys
+
+    passes, outputs = {name: [] for name in decoders}, {}
+    for round_index in range(rounds):
+        for name in (list(decoders) if round_index % 2 == 0 else list(decoders)[::-1]):
+            wall, cpu, outputs[name] = timed_pass(decoders[name], batches)
+            passes[name].append((wall, cpu))
+            print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
+    return passes, outputs
+
+
+def pass_figures(passes: list[tuple[float, float]], sentences: int) -> dict:
+    """Median rates of a decoder's passes: sentences per CPU-second and per second, with every pass's times."""
+    import statistics
+
+    walls, cpus = (list(times) for times in zip(*passes))
+    return {"sentences_per_cpu_second": sentences / statistics.median(cpus),
+            "sentences_per_second": sentences / statistics.median(walls),
+            "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls}

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, git_commit
+from common import ROOT, alternating_passes, git_commit, pass_figures
 from trained_decoding_vs_hf import corpus_bleu, decode_hf, decode_seqlab, length_sorted_batches, step_cap
 
 RESULT = ROOT / "benchmarks" / "results" / "decode_vs_ctranslate2.json"
@@ -104,30 +104,17 @@ def build_decoders(args: argparse.Namespace, paths: dict[str, Path], vocab) -> d
 
 
 # ------------------------------------------------------------------------------------------------ timing
-def timed_pass(decode, batches) -> tuple[float, float, list[list[int]]]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    outputs = [row for src_ids, src_mask in batches for row in decode(src_ids, src_mask)]
-    return time.perf_counter() - wall, time.process_time() - cpu, outputs
-
 
 def compare(label: str, decoders: dict, batches: list, pre, references: list[str], rounds: int) -> dict:
     """``rounds`` passes of every implementation, order reversed every other round -> per implementation its
     median rates, passes, BLEU and outputs identical to seqlab fp32; the two ratios to CTranslate2."""
-    passes, outputs = {name: [] for name in decoders}, {}
     for decode in decoders.values():  # warm-up: allocators, kernels, ORT's first-run planning
         decode(*batches[0])
-    for round_index in range(rounds):
-        for name in (list(decoders) if round_index % 2 == 0 else list(decoders)[::-1]):
-            wall, cpu, outputs[name] = timed_pass(decoders[name], batches)
-            passes[name].append((wall, cpu))
-            print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
+    passes, outputs = alternating_passes(label, decoders, batches, rounds)
     figures = {}
     for name in decoders:
-        walls, cpus = (list(times) for times in zip(*passes[name]))
         bleu, signature = corpus_bleu(pre, outputs[name], references)
-        figures[name] = {"sentences_per_cpu_second": len(references) / statistics.median(cpus),
-                         "sentences_per_second": len(references) / statistics.median(walls),
-                         "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls, "bleu": bleu,
+        figures[name] = {**pass_figures(passes[name], len(references)), "bleu": bleu,
                          "identical_to_seqlab": sum(a == b for a, b in zip(outputs[name], outputs["seqlab"])),
                          "output_tokens": sum(len(row) for row in outputs[name])}
     rate = {name: figures[name]["sentences_per_cpu_second"] for name in figures}

@@ -30,7 +30,6 @@ import gzip
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading

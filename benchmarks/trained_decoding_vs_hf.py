@@ -43,14 +43,13 @@ import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, git_commit
+from common import ROOT, alternating_passes, git_commit, pass_figures
 
 RESULT = ROOT / "benchmarks" / "results" / "trained_decoding_vs_hf.json"
 # label -> (beam size, (seqlab decode.beam_stopping, HF early_stopping)): when a sentence's beam search may stop,
@@ -173,12 +172,6 @@ def decode_hf(hf, vocab, src_ids: torch.Tensor, src_mask: torch.Tensor, beam_siz
     return rows
 
 
-def timed_pass(decode, batches) -> tuple[float, float, list[list[int]]]:
-    """(wall seconds, CPU seconds, outputs in batch order) of one pass over every batch."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    outputs = [row for src_ids, src_mask in batches for row in decode(src_ids, src_mask)]
-    return time.perf_counter() - wall, time.process_time() - cpu, outputs
-
 
 def corpus_bleu(pre, outputs: list[list[int]], references: list[str]) -> tuple[float, str]:
     import sacrebleu
@@ -204,19 +197,11 @@ def length_sorted_batches(pre, pairs: list[tuple[str, str]], batch_size: int) ->
 def compare(label: str, decoders: dict, batches: list, pre, references: list[str], rounds: int) -> dict:
     """Time one search of both implementations, ``rounds`` full passes each, order alternating -> its figures:
     per implementation the median rates, the passes and BLEU; the ratios and how many outputs are identical."""
-    passes, outputs = {name: [] for name in decoders}, {}
-    for round_index in range(rounds):
-        for name in (list(decoders) if round_index % 2 == 0 else list(decoders)[::-1]):
-            wall, cpu, outputs[name] = timed_pass(decoders[name], batches)
-            passes[name].append((wall, cpu))
-            print(f"[{label}] round {round_index + 1} {name}: {cpu:.1f} CPU-s, {wall:.1f} s", file=sys.stderr)
+    passes, outputs = alternating_passes(label, decoders, batches, rounds)
     figures = {}
     for name in decoders:
-        walls, cpus = (list(times) for times in zip(*passes[name]))
         bleu, signature = corpus_bleu(pre, outputs[name], references)
-        figures[name] = {"sentences_per_cpu_second": len(references) / statistics.median(cpus),
-                         "sentences_per_second": len(references) / statistics.median(walls),
-                         "cpu_seconds_by_round": cpus, "wall_seconds_by_round": walls, "bleu": bleu,
+        figures[name] = {**pass_figures(passes[name], len(references)), "bleu": bleu,
                          "output_tokens": sum(len(row) for row in outputs[name])}
     ours, theirs = figures["seqlab"], figures["hf"]
     return {**figures, "bleu_signature": signature,
