@@ -10,7 +10,7 @@ from the components' own (``DEFAULTS``), whether it generates with a ``decode`` 
 use ``train.scheduled_sampling`` (``SCHEDULED_SAMPLING``), its ``Preprocessing`` (what a model directory needs to
 read inputs: ``to_dict`` / ``from_dict`` / ``text_files``), ``build_model(config, preprocessing)``,
 ``prepare(config, device) -> TrainingRun`` (model, loss, batches, validator), and what using a model means for it
-(translate, generate, classify, tag, caption, forecast).  Optional: ``check(config, world_size)`` refuses what a
+(translate, generate, classify, tag, caption, forecast, classify images).  Optional: ``check(config, world_size)`` refuses what a
 run of the task cannot do, ``test_scores(loaded, config)`` scores the best model on the test split after training.
 """
 
