@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from seqlab.errors import SeqlabError
 from seqlab.serve import schemas
 from seqlab.serve.batching import BatchWorker
-from seqlab.serve.models import DECODE_OPTIONS, ServedModel, options_key
+from seqlab.serve.models import DECODE_OPTIONS, ServedModel, decode_config, options_key
 
 log = logging.getLogger("seqlab.serve")
 
@@ -176,8 +176,6 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         model = choose(body.model, ("translation",), "/v1/translate")
         check_texts(body.texts)
         options = decode_options(body)
-        from seqlab.serve.models import decode_config
-
         decode_config(model.loaded, options)  # refuse bad combinations (nbest > beam) before queueing
         options["attention"] = body.attention
         if body.sample:  # a sampled sentence is decoded alone, seeded by its request (see serve/models.py)

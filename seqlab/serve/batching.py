@@ -75,26 +75,26 @@ class BatchWorker:
             deadline = waiting[0].arrived + self.max_wait
             stop = False
             while len(waiting) < self.max_batch * 4:  # gather what arrives before the oldest item's deadline
-                timeout = deadline - time.monotonic()
                 try:
-                    item = self.queue.get(timeout=max(timeout, 0.0)) if timeout > 0 else self.queue.get_nowait()
+                    item = self.queue.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
                     break
                 if item is None:
                     stop = True
                     break
                 waiting.append(item)
-            batch = self._choose(waiting)
-            chosen = set(map(id, batch))
-            waiting = [item for item in waiting if id(item) not in chosen]
-            self._decode(batch[0].options, batch)
+            waiting = self._decode_next(waiting)
+            while stop and waiting:  # close(): what was queued before it is answered, then the thread ends
+                waiting = self._decode_next(waiting)
             if stop:
-                while waiting:
-                    batch = self._choose(waiting)
-                    chosen = set(map(id, batch))
-                    waiting = [item for item in waiting if id(item) not in chosen]
-                    self._decode(batch[0].options, batch)
                 return
+
+    def _decode_next(self, waiting: list[_Item]) -> list[_Item]:
+        """Decode the next batch of ``waiting``; return the items left waiting."""
+        batch = self._choose(waiting)
+        chosen = set(map(id, batch))
+        self._decode(batch[0].options, batch)
+        return [item for item in waiting if id(item) not in chosen]
 
     def _choose(self, waiting: list[_Item]) -> list[_Item]:
         """The next batch: the oldest item and up to ``max_batch - 1`` others with its options; with ``size_of``,
