@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "tag": "seqlab.commands.tag",
     "caption": "seqlab.commands.caption",
     "forecast": "seqlab.commands.forecast",
+    "chat": "seqlab.commands.chat",
 }
 
 # One-line help shown by ``seqlab --help`` without importing every command module.
@@ -44,7 +45,7 @@ SUMMARIES: dict[str, str] = {
     "train": "train a model of any task from a YAML config",
     "translate": "translate lines with a trained model (stdin/stdout by default)",
     "evaluate": "score a trained model of any task on a split or on files (BLEU, perplexity, accuracy, F1, MSE)",
-    "predict": "use a trained model of any task: translate, generate, classify, tag, caption or forecast",
+    "predict": "use a trained model of any task: translate, generate, classify, tag, caption, forecast or reply",
     "bleu": "corpus BLEU of a hypothesis file against a reference file (sacreBLEU defaults)",
     "score": "log-probability of sentences (language model) or of targets given sources (forced decoding)",
     "generate": "generate text from a trained language model, optionally continuing a prompt",
@@ -58,6 +59,7 @@ SUMMARIES: dict[str, str] = {
     "tag": "sequence tagging (CoNLL-2000 chunking or POS): train, predict, evaluate",
     "caption": "image captioning (Flickr8k): train, caption images with beam search, BLEU-1..4 on a split",
     "forecast": "forecast a numeric series (CSV, noisy sine, sunspots) with a tau-lag MLP or a latent RNN",
+    "chat": "talk to a trained dialogue model (keeps the history; /reset starts over)",
 }
 
 

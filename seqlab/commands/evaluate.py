@@ -3,7 +3,8 @@
 translation: corpus BLEU (sacreBLEU, with its signature) and perplexity; lm: perplexity of a split or a file;
 classification: accuracy and macro F1; tagging: token accuracy and chunk P/R/F1; captioning: BLEU-1..4 against
 every reference; forecasting: held-out 1-step MSE beside the naive last-value baseline; image_classification:
-accuracy on a split of the digits.
+accuracy on a split of the digits; dialogue: response perplexity, BLEU-1/2, distinct-1/2 and length of the searched
+replies (``--drop-overlap``: without the test dialogues that also occur in train).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "--hyp-out", "--output", dest="out",
                         help="also write the outputs here (hypotheses, captions, or the JSON scores)")
     parser.add_argument("--json", action="store_true", help="translation, lm: one JSON object instead of text")
+    parser.add_argument("--drop-overlap", action="store_true",
+                        help="dialogue: leave out the dialogues of the split that also occur in train")
     add_quantize_argument(parser)
 
 
@@ -127,6 +130,17 @@ def evaluate_images(loaded, args: argparse.Namespace) -> None:
                 **evaluate(loaded, args.split, args.batch_size)}, args.out)
 
 
+def evaluate_dialogue(loaded, args: argparse.Namespace) -> None:
+    from seqlab.tasks.dialogue import evaluate
+
+    scores, _, replies = evaluate(loaded, args.split, decode_config_from_args(loaded.config.decode, args),
+                                  drop_overlap=args.drop_overlap)
+    if args.out:
+        with atomic_write(args.out) as handle:
+            handle.write("".join(reply.text + "\n" for reply in replies))
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}))
+
+
 EVALUATORS = {"translation": evaluate_translation, "lm": evaluate_lm, "classification": evaluate_labelled,
               "tagging": evaluate_labelled, "captioning": evaluate_captioning, "forecasting": evaluate_forecasting,
-              "image_classification": evaluate_images}
+              "image_classification": evaluate_images, "dialogue": evaluate_dialogue}

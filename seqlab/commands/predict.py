@@ -2,7 +2,7 @@
 
 translation -> ``seqlab translate``, lm -> ``seqlab generate``, classification -> ``seqlab classify predict``,
 tagging -> ``seqlab tag predict``, captioning -> ``seqlab caption predict``, forecasting -> ``seqlab forecast
-predict``, image_classification -> ``--split test`` or ``--csv F`` (seqlab.commands.image_classify); the arguments after MODEL_DIR are that verb's (``seqlab predict MODEL_DIR --help`` lists them).
+predict``, image_classification -> ``--split test`` or ``--csv F`` (seqlab.commands.image_classify), dialogue -> ``seqlab chat``; the arguments after MODEL_DIR are that verb's (``seqlab predict MODEL_DIR --help`` lists them).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "use a trained model of any task: translate, generate, classify, tag, caption or forecast"
+HELP = "use a trained model of any task: translate, generate, classify, tag, caption, forecast or reply"
 VERBS = {"translation": "seqlab.commands.translate", "lm": "seqlab.commands.generate",
          "classification": "seqlab.commands.classify", "tagging": "seqlab.commands.tag",
          "captioning": "seqlab.commands.caption", "forecasting": "seqlab.commands.forecast",
-         "image_classification": "seqlab.commands.image_classify"}
+         "image_classification": "seqlab.commands.image_classify", "dialogue": "seqlab.commands.chat"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -63,6 +63,8 @@ RT_POLARITY = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polar
 TREC = ("https://raw.githubusercontent.com/Rexhaif/Active-NLP/431a53d288cbd4ac2307efef8888419be4ccdd9f/"
         "datasets/trec/orig")
 FLICKR8K_TEXT = "https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/Flickr8k_text.zip"
+DAILYDIALOG = ("https://raw.githubusercontent.com/Ls-Dai/Deep-Reinforcement-Learning-for-Dialogue-Generation-in-PyTorch/"
+               "bae51b16e3e8c0ce4ffd70b75ecfc40fbeb8e7ee/data")
 TATOEBA_ATTRIBUTION = ("CC-BY 2.0 (France), https://creativecommons.org/licenses/by/2.0/ ; "
                        "Attribution: www.manythings.org/anki and tatoeba.org")
 
@@ -258,6 +260,25 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                      f"{TREC}/train_5500.label"),
         ),
         "No licence stated (Hugging Face: unknown); cite Li & Roth, COLING 2002.",
+    ),
+    DatasetInfo(
+        "dailydialog",
+        "DailyDialog (Li et al. 2017): 13,118 two-person English dialogues; official split 11,118 / 1,000 / 1,000",
+        (
+            DataFile("dailydialog/train/dialogues_train.txt.gz",
+                     "bb7f1e8e234139fdd7a0da4192b7c3cae6853d3ac829061b151725284da25978",
+                     "71633bd5fdb0b09dd82215b131b56432cf7329a0fe50bc8adec168713d350d1a",
+                     f"{DAILYDIALOG}/train/dialogues_train.txt"),
+            DataFile("dailydialog/validation/dialogues_validation.txt.gz",
+                     "48aad94b542c6367c1d02d16a11fe034dabe625d9ff125435c76efd17efe3df7",
+                     "2ad64701fe3a4449e7a6ee7cdc6c2a71c80f77b8a34f708ac0532395f499081c",
+                     f"{DAILYDIALOG}/validation/dialogues_validation.txt"),
+            DataFile("dailydialog/test/dialogues_test.txt.gz",
+                     "3a6b96d10a026e2913076deb9e270a58b23ffac123c4514bdec990e5d777a2f6",
+                     "3c323651cdfb09f7b529f850eddf96a638fc6cc9b43330b77956ab248484a1a8",
+                     f"{DAILYDIALOG}/test/dialogues_test.txt"),
+        ),
+        "CC BY-NC-SA 4.0 (non-commercial, share-alike); cite Li et al., IJCNLP 2017.",
     ),
     DatasetInfo(
         "flickr8k",

@@ -10,7 +10,7 @@ from the components' own (``DEFAULTS``), whether it generates with a ``decode`` 
 use ``train.scheduled_sampling`` (``SCHEDULED_SAMPLING``), its ``Preprocessing`` (what a model directory needs to
 read inputs: ``to_dict`` / ``from_dict`` / ``text_files``), ``build_model(config, preprocessing)``,
 ``prepare(config, device) -> TrainingRun`` (model, loss, batches, validator), and what using a model means for it
-(translate, generate, classify, tag, caption, forecast, classify images).  Optional: ``check(config, world_size)`` refuses what a
+(translate, generate, classify, tag, caption, forecast, classify images, reply in a dialogue).  Optional: ``check(config, world_size)`` refuses what a
 run of the task cannot do, ``test_scores(loaded, config)`` scores the best model on the test split after training.
 """
 
@@ -29,8 +29,8 @@ from seqlab.errors import ConfigError
 from seqlab.precision import parse_dtype
 from seqlab.quantize import check_quantize, quantize_int8
 from seqlab.run_dir import LoadedModel
-from seqlab.tasks import (captioning, classification, forecasting, image_classification, language_model, tagging,
-                          translation)
+from seqlab.tasks import (captioning, classification, dialogue, forecasting, image_classification, language_model,
+                          tagging, translation)
 from seqlab.train.distributed import Distributed
 from seqlab.train.trainer import Trainer, TrainConfig, resolve_device
 
@@ -42,6 +42,7 @@ TASKS: dict[str, ModuleType] = {
     "captioning": captioning,
     "forecasting": forecasting,
     "image_classification": image_classification,
+    "dialogue": dialogue,
 }
 
 
