@@ -63,7 +63,8 @@ class LoadedModel:
 
 
 def check_model_dir(config: RunConfig, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber a trained model, or to resume one trained with another config."""
+    """Refuse to clobber a trained model, or to resume one trained with another config.  Nothing is removed here:
+    ``clear_model_dir`` does that once the run's data has been read, so a bad data file never costs a model."""
     model_dir = Path(config.model_dir)
     last = model_dir / "last.pt"
     if model_dir.exists() and not model_dir.is_dir():
@@ -78,11 +79,15 @@ def check_model_dir(config: RunConfig, resume: bool, overwrite: bool) -> None:
     elif last.is_file() and not overwrite:
         raise SeqlabError(f"{model_dir}: already holds a trained model; continue it (--resume, resume=True) or "
                           f"start afresh (--overwrite, overwrite=True)")
-    elif overwrite:
-        for name in ("last.pt", "best.pt", "train_log.jsonl"):
-            (model_dir / name).unlink(missing_ok=True)
-        for snapshot in model_dir.glob("snapshot-*.pt"):
-            snapshot.unlink()
+
+
+def clear_model_dir(model_dir: str | Path) -> None:
+    """What ``--overwrite`` replaces: the checkpoints, snapshots and training log of an earlier run."""
+    model_dir = Path(model_dir)
+    for name in ("last.pt", "best.pt", "train_log.jsonl"):
+        (model_dir / name).unlink(missing_ok=True)
+    for snapshot in model_dir.glob("snapshot-*.pt"):
+        snapshot.unlink()
 
 
 def seed_everything(seed: int, num_threads: int) -> None:

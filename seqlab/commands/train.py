@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         raise ConfigError(f"--nproc: must be >= 1, got {args.nproc}")
     if args.nproc > 1:  # check here, once, what every worker would refuse; then start the workers
-        from seqlab.run_dir import check_model_dir
+        from seqlab.run_dir import check_model_dir, clear_model_dir
 
         check_task(config, args.nproc)
-        check_model_dir(config, args.resume, args.overwrite)  # --overwrite clears the directory here, once
+        check_model_dir(config, args.resume, args.overwrite)
+        if args.overwrite:  # the workers run without --overwrite: the directory is cleared here, once
+            clear_model_dir(config.model_dir)
         return launch(worker_argv(args), args.nproc)
     summary = train(config, resume=args.resume, overwrite=args.overwrite)
     if summary is not None:  # worker 0's, when distributed

@@ -94,10 +94,12 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
     workers = Distributed.from_env()
     check_task(config, workers.world_size)
     device = resolve_device(config.train.device)
-    with workers.main_first():  # worker 0 clears the model directory and writes the data caches first
-        run_dir.check_model_dir(config, resume, overwrite and workers.is_main)
+    with workers.main_first():  # worker 0 writes the data caches and clears the model directory first
+        run_dir.check_model_dir(config, resume, overwrite)
         run_dir.seed_everything(config.train.seed, config.train.num_threads)
         run = module.prepare(config, device)
+        if overwrite and workers.is_main:  # only now: data that cannot be read leaves the old model in place
+            run_dir.clear_model_dir(config.model_dir)
     extra = {"config": config.to_dict(), "preprocessing": run.preprocessing.to_dict()}
     trainer = Trainer(run.model, run.objective, config.train, config.model_dir, extra, run.validate, device, workers)
     if workers.is_main:

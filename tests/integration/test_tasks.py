@@ -79,7 +79,15 @@ def forecasting(tmp: Path, _flickr: Path) -> dict:
             "model": {"architecture": "rnn", "cell": "gru", "hidden_size": 8}}
 
 
-RECIPES = {f.__name__: f for f in (translation, lm, classification, tagging, captioning, forecasting)}
+def dialogue(tmp: Path, _flickr: Path) -> dict:
+    path = write_lines(tmp / "dialogues.txt", ["hi . __eou__ hello ! __eou__ how are you ? __eou__ fine . __eou__"] * 4)
+    return {"task": "dialogue", "data": {"dataset": "files", "train_file": path, "valid_file": path,
+                                         "test_file": path, "min_freq": 1, "batch_size": 4},
+            "model": {"architecture": "hred", "embedding_size": 8, "hidden_size": 8, "dropout": 0.1},
+            "decode": {"beam_size": 2, "max_len": 6}}
+
+
+RECIPES = {f.__name__: f for f in (translation, lm, classification, tagging, captioning, forecasting, dialogue)}
 PREDICT_ARGUMENTS = {  # what `seqlab predict MODEL_DIR ...` takes for each task (its natural verb's arguments)
     "translation": lambda tmp, flickr: ["-i", write_lines(tmp / "in.txt", ["he is calm ."])],
     "lm": lambda tmp, flickr: ["--prompt", "the cat", "--max-tokens", "3"],
@@ -87,6 +95,7 @@ PREDICT_ARGUMENTS = {  # what `seqlab predict MODEL_DIR ...` takes for each task
     "tagging": lambda tmp, flickr: [write_lines(tmp / "in.txt", ["the cat sat ."])],
     "captioning": lambda tmp, flickr: [str(flickr / "red.jpg")],
     "forecasting": lambda tmp, flickr: ["--source", "sine", "--steps", "2", "--out", str(tmp / "forecast.csv")],
+    "dialogue": lambda tmp, flickr: ["-i", write_lines(tmp / "turns.txt", ["hi ."])],
 }
 
 

@@ -1,0 +1,84 @@
+"""The dialogue task end to end on tiny made-up dialogues: HRED and the flat baseline learn a reply that depends
+on a turn before the last one, `seqlab chat` keeps the history (from a pipe: blank line = new dialogue), and
+`seqlab evaluate` gives the response metrics; bad input is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqlab import cli
+from seqlab.decoding import DecodeConfig
+from seqlab.tasks import load_config, load_model_dir, train
+from seqlab.tasks.dialogue import Responder
+from tests.conftest import check_one_line_error
+
+# The answer to "which one ?" is in the turn two back, so a model must read more than the last turn.
+DIALOGUES = ["I like red . __eou__ Really ? __eou__ Which one ? __eou__ Red ! __eou__",
+             "I like blue . __eou__ Really ? __eou__ Which one ? __eou__ Blue ! __eou__"]
+
+
+def write_config(tmp: Path, architecture: dict, history: int = 3, lr: float = 0.005) -> Path:
+    data = tmp / "dialogues.txt"
+    data.write_text("".join(line + "\n" for line in DIALOGUES * 8), encoding="utf-8")
+    raw = {"task": "dialogue", "model_dir": str(tmp / "model"),
+           "data": {"dataset": "files", "train_file": str(data), "valid_file": str(data), "test_file": str(data),
+                    "history": history, "min_freq": 1, "batch_size": 8},
+           "model": {"embedding_size": 16, "hidden_size": 16, "num_layers": 1, "dropout": 0.0, **architecture},
+           "train": {"lr": lr, "max_epochs": 1000, "max_steps": 400, "num_threads": 1, "progress": False,
+                     "log_every": 1000},
+           "decode": {"strategy": "greedy", "max_len": 6}}
+    path = tmp / "dialogue.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("architecture, lr", [({"architecture": "hred", "cell": "gru"}, 0.005),
+                                              ({"architecture": "rnn", "cell": "gru", "attention": "general",
+                                                "bidirectional": True, "init_decoder": "bridge"}, 0.01)])
+def test_the_reply_depends_on_a_turn_before_the_last(tmp_path, architecture, lr):
+    train(load_config(write_config(tmp_path, architecture, lr=lr)))
+    responder = Responder(load_model_dir(tmp_path / "model"), DecodeConfig(strategy="greedy", max_len=6))
+    replies = responder.reply([["I like red .", "Really ?", "Which one ?"], ["I like blue .", "Really ?", "Which one ?"]])
+    assert [reply.text for reply in replies] == ["red !", "blue !"]
+
+
+def test_chat_keeps_the_history_and_a_blank_line_starts_over(tmp_path, capsys):
+    train(load_config(write_config(tmp_path, {"architecture": "hred"})))
+    turns = tmp_path / "turns.txt"
+    # model replies join the history: "I like red ." -> "really ?" (the model), then "Which one ?" -> "red !"
+    turns.write_text("I like red .\nWhich one ?\n\nI like blue .\nWhich one ?\n", encoding="utf-8")
+    assert cli.main(["chat", str(tmp_path / "model"), "-i", str(turns)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["really ?", "red !", "really ?", "blue !"]
+    assert cli.main(["chat", str(tmp_path / "model"), "-i", str(turns), "--reset"]) == 0
+    replies = capsys.readouterr().out.splitlines()
+    assert replies[1] == replies[3]  # without its history "which one ?" cannot tell red from blue
+
+
+def test_evaluate_gives_the_response_metrics(tmp_path, capsys):
+    train(load_config(write_config(tmp_path, {"architecture": "hred"})))
+    capsys.readouterr()
+    out = tmp_path / "replies.txt"
+    assert cli.main(["evaluate", str(tmp_path / "model"), "--split", "test", "--beam", "2", "--out", str(out)]) == 0
+    scores = yaml.safe_load(capsys.readouterr().out)
+    assert scores["pairs"] == 16 * 3 and scores["search"] == "beam 2"
+    assert scores["bleu_1"] > 90 and scores["ppl"] < 2.0  # it has learned the made-up dialogues by heart
+    assert 0 < scores["distinct_1"] < 1 and scores["mean_length"] > 1
+    assert len(out.read_text().splitlines()) == 16 * 3
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    train(load_config(write_config(tmp_path, {"architecture": "hred"})))
+    capsys.readouterr()
+    code = cli.main(["chat", str(tmp_path / "model"), "--history", "0", "-i", "/dev/null"])
+    check_one_line_error(code, capsys.readouterr().err, "--history: must be >= 1")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello __eou__ there\n", encoding="utf-8")
+    config = write_config(tmp_path, {"architecture": "hred"})
+    code = cli.main(["train", str(config), "--overwrite", "--set", f"data.train_file={bad}"])
+    check_one_line_error(code, capsys.readouterr().err, "bad.txt:1", "__eou__")
+    assert (tmp_path / "model" / "best.pt").is_file()  # unreadable data never costs the model it would replace
+    code = cli.main(["chat", str(tmp_path / "model"), "--beam", "5000", "-i", "/dev/null"])
+    check_one_line_error(code, capsys.readouterr().err, "beam_size")
