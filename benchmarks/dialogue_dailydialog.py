@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--model-dir", help="default: runs/benchmarks/<name>")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--minutes", type=float, default=45.0)
     parser.add_argument("--skip-train", action="store_true", help="score the model directory as it is")
     args = parser.parse_args()

@@ -67,6 +67,7 @@ class DataConfig:
     max_vocab: int = 10000  # the most frequent training tokens; 0 = no cap
     batch_size: int = 64  # examples per update
     max_train_dialogues: int = 0  # 0 = all; N > 0 = the first N (quick runs, tests)
+    max_valid_dialogues: int = 0  # 0 = all; N > 0 = validate on the first N (validation is teacher forcing)
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -76,7 +77,7 @@ class DataConfig:
         for name in ("history", "max_turn_len", "min_freq", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
-        for name in ("max_vocab", "max_train_dialogues"):
+        for name in ("max_vocab", "max_train_dialogues", "max_valid_dialogues"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
@@ -138,7 +139,7 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     """Read train and valid, build the vocabulary from the training turns, batch the (context, response) pairs."""
     data = config.data
     train = read_split(data, "train")[:data.max_train_dialogues or None]
-    valid = read_split(data, "valid")
+    valid = read_split(data, "valid")[:data.max_valid_dialogues or None]
     vocab = Vocab.build((turn for turns in train for turn in turns), min_freq=data.min_freq,
                         max_size=data.max_vocab or None, specials=[SEPARATOR])
     pre = Preprocessing(vocab, config.model.architecture == "hred", data.history, data.max_turn_len, data.lowercase)
