@@ -178,14 +178,32 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         options = decode_options(body)
         decode_config(model.loaded, options)  # refuse bad combinations (nbest > beam) before queueing
         options["attention"] = body.attention
-        if body.sample:  # a sampled sentence is decoded alone, seeded by its request (see serve/models.py)
-            results = []
-            for text in body.texts:
-                results += await worker(model, "translate", model.translate).run(
-                    options_key({**options, "_alone": next(alone)}), [text])
-        else:
-            results = await worker(model, "translate", model.translate).run(options_key(options), body.texts)
+        results = await searched(model, "translate", options, body.texts)
         return answer(model, start, translations=results)
+
+    async def searched(model: ServedModel, method: str, options: dict[str, Any], items: list[Any]) -> list[Any]:
+        """Items decoded by search, batched with other requests; a sampled item is decoded alone, seeded by its
+        request (see serve/models.py)."""
+        run = worker(model, method, getattr(model, method)).run
+        if not options["sample"]:
+            return await run(options_key(options), items)
+        results = []
+        for item in items:
+            results += await run(options_key({**options, "_alone": next(alone)}), [item])
+        return results
+
+    @app.post("/v1/chat")
+    async def chat(body: schemas.ChatRequest) -> dict[str, Any]:
+        """Each dialogue: its turns so far, oldest first (the client keeps the history); one reply each."""
+        start = time.perf_counter()
+        model = choose(body.model, ("dialogue",), "/v1/chat")
+        check_texts([" ".join(turns) for turns in body.dialogues], "dialogues")
+        if any(not turns or not all(turn.strip() for turn in turns) for turns in body.dialogues):
+            raise ServeError(422, "dialogues: every dialogue needs at least one turn, and no turn may be empty")
+        options = decode_options(body)
+        decode_config(model.loaded, options)  # refuse bad combinations (nbest > beam) before queueing
+        results = await searched(model, "chat", options, [list(turns) for turns in body.dialogues])
+        return answer(model, start, replies=results)
 
     @app.post("/v1/generate")
     async def generate(body: schemas.GenerateRequest) -> dict[str, Any]:
@@ -248,7 +266,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
 
 
 ENDPOINTS = ("/", "/healthz", "/metrics", "/v1/models", "/v1/translate", "/v1/generate", "/v1/score",
-             "/v1/classify", "/v1/tag", "/v1/caption")
+             "/v1/classify", "/v1/tag", "/v1/caption", "/v1/chat")
 
 
 def error_response(status: int, message: str) -> JSONResponse:

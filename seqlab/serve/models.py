@@ -1,7 +1,7 @@
 """A served model: a model directory loaded once, its task's library calls behind one batch function.
 
 The server decodes through exactly what the CLI calls (``Translator``, ``language_model.generate`` /
-``score_sentences``, ``classification.classify``, ``tagging.tag``, ``captioning.caption``), with the decode
+``score_sentences``, ``classification.classify``, ``tagging.tag``, ``captioning.caption``, ``dialogue.Responder``), with the decode
 options turned into a ``DecodeConfig`` by the same ``decode_config_from_args`` the CLI uses: a sentence served
 with some options comes out as ``seqlab translate`` prints it with the same options.
 
@@ -113,6 +113,15 @@ class ServedModel:
         decode = decode_config(self.loaded, dict(key))
         return [{"text": " ".join(words), "tokens": words}
                 for words in caption(self.loaded, torch.stack(images), decode)]
+
+    def chat(self, key: Hashable, dialogues: list[list[str]]) -> list[dict[str, Any]]:
+        from seqlab.tasks.dialogue import Responder
+
+        options = {name: value for name, value in key if not name.startswith("_")}
+        responder = Responder(self.loaded, decode_config(self.loaded, options), batch_size=max(len(dialogues), 1))
+        return [{"text": reply.text, "tokens": reply.tokens, "score": reply.score,
+                 "nbest": [{"text": text, "score": score} for text, score in reply.nbest]}
+                for reply in responder.reply(dialogues)]
 
 
 def translation_record(translation: Any, attention: bool) -> dict[str, Any]:

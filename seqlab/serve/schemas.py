@@ -55,3 +55,7 @@ class TextsRequest(Request):
 
 class CaptionRequest(DecodeOptions):
     images: list[Annotated[str, Field(max_length=4_000_000)]]  # base64 of JPEG / PNG files
+
+
+class ChatRequest(DecodeOptions):
+    dialogues: list[list[Text]]  # each: the turns so far, oldest first; the model replies to the last

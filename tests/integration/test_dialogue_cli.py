@@ -45,23 +45,27 @@ def test_the_reply_depends_on_a_turn_before_the_last(tmp_path, architecture, lr)
     assert [reply.text for reply in replies] == ["red !", "blue !"]
 
 
-def test_chat_keeps_the_history_and_a_blank_line_starts_over(tmp_path, capsys):
-    train(load_config(write_config(tmp_path, {"architecture": "hred"})))
+@pytest.fixture(scope="module")
+def hred_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("hred")
+    train(load_config(write_config(tmp, {"architecture": "hred"})))
+    return tmp / "model"
+
+
+def test_chat_keeps_the_history_and_a_blank_line_starts_over(hred_dir, tmp_path, capsys):
     turns = tmp_path / "turns.txt"
     # model replies join the history: "I like red ." -> "really ?" (the model), then "Which one ?" -> "red !"
     turns.write_text("I like red .\nWhich one ?\n\nI like blue .\nWhich one ?\n", encoding="utf-8")
-    assert cli.main(["chat", str(tmp_path / "model"), "-i", str(turns)]) == 0
+    assert cli.main(["chat", str(hred_dir), "-i", str(turns)]) == 0
     assert capsys.readouterr().out.splitlines() == ["really ?", "red !", "really ?", "blue !"]
-    assert cli.main(["chat", str(tmp_path / "model"), "-i", str(turns), "--reset"]) == 0
+    assert cli.main(["chat", str(hred_dir), "-i", str(turns), "--reset"]) == 0
     replies = capsys.readouterr().out.splitlines()
     assert replies[1] == replies[3]  # without its history "which one ?" cannot tell red from blue
 
 
-def test_evaluate_gives_the_response_metrics(tmp_path, capsys):
-    train(load_config(write_config(tmp_path, {"architecture": "hred"})))
-    capsys.readouterr()
+def test_evaluate_gives_the_response_metrics(hred_dir, tmp_path, capsys):
     out = tmp_path / "replies.txt"
-    assert cli.main(["evaluate", str(tmp_path / "model"), "--split", "test", "--beam", "2", "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(hred_dir), "--split", "test", "--beam", "2", "--out", str(out)]) == 0
     scores = yaml.safe_load(capsys.readouterr().out)
     assert scores["pairs"] == 16 * 3 and scores["search"] == "beam 2"
     assert scores["bleu_1"] > 90 and scores["ppl"] < 2.0  # it has learned the made-up dialogues by heart
@@ -82,3 +86,26 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert (tmp_path / "model" / "best.pt").is_file()  # unreadable data never costs the model it would replace
     code = cli.main(["chat", str(tmp_path / "model"), "--beam", "5000", "-i", "/dev/null"])
     check_one_line_error(code, capsys.readouterr().err, "beam_size")
+
+
+def test_the_server_replies_as_chat_does(hred_dir, tmp_path, capsys):
+    from fastapi.testclient import TestClient
+
+    from seqlab.serve.app import ServeSettings, create_app
+    from seqlab.serve.models import ServedModel
+
+    served = [ServedModel("dialogue", hred_dir, load_model_dir(hred_dir))]
+    with TestClient(create_app(served, ServeSettings())) as client:
+        body = {"dialogues": [["I like red .", "really ?", "Which one ?"], ["I like blue ."]], "beam": 2, "nbest": 2}
+        replies = client.post("/v1/chat", json=body).json()["replies"]
+        assert [reply["text"] for reply in replies] == ["red !", "really ?"]
+        assert len(replies[0]["nbest"]) == 2 and replies[0]["nbest"][0]["score"] >= replies[0]["nbest"][1]["score"]
+        assert client.get("/v1/models").json()["models"][0]["task"] == "dialogue"
+        empty = client.post("/v1/chat", json={"dialogues": [["hi", " "]]})
+        assert empty.status_code == 422 and "dialogues" in empty.json()["error"]
+        assert client.post("/v1/chat", json={"dialogues": ["hi"]}).status_code == 422  # a turn list, not a string
+        assert client.post("/v1/translate", json={"texts": ["hi"]}).status_code in (404, 422)
+    turns = tmp_path / "turns.txt"
+    turns.write_text("I like red .\nWhich one ?\n", encoding="utf-8")
+    assert cli.main(["chat", str(hred_dir), "-i", str(turns), "--beam", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "red !"
