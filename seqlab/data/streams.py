@@ -7,6 +7,9 @@ prediction target exactly once, which is what makes the perplexity exact.
 
 Training cuts the stream into B parallel columns and walks them in chunks of ``bptt`` tokens (``BPTTBatches``);
 ``seqlab.tasks.language_model`` carries the hidden state from one chunk to the next.
+
+``dataset: digits`` streams scikit-learn's bundled 8x8 digits as word-level sentences of 64 pixel tokens, one per
+image, optionally opened by the class token (``seqlab.data.pixels``; no data dir, no download).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 
 from seqlab.data.corpora import read_lines
 from seqlab.data.datasets import resolve_data_dir
+from seqlab.data.pixels import digit_lines
 from seqlab.errors import ConfigError, DataError
 
 LM_DATASETS = {  # name -> (file of each split, relative to the data dir) ; timemachine has no official split
@@ -30,7 +34,7 @@ LM_DATASETS = {  # name -> (file of each split, relative to the data dir) ; time
 
 @dataclass
 class LMDataConfig:
-    dataset: str = "ptb"  # ptb | timemachine | files
+    dataset: str = "ptb"  # ptb | timemachine | files | digits (8x8 images as 64 pixel tokens, seqlab.data.pixels)
     data_dir: str | None = None
     train_file: str | None = None  # dataset: files
     valid_file: str | None = None
@@ -40,10 +44,19 @@ class LMDataConfig:
     max_vocab_size: int | None = None
     batch_size: int = 20  # parallel columns of the training stream
     bptt: int = 35  # tokens per truncated-BPTT chunk
+    class_conditional: bool = False  # digits: open every image with its class token <c0>..<c9>
+    split_seed: int = 0  # digits: the image classifier's stratified 1,257 / 180 / 360 split
+    max_images: int | None = None  # digits: the first N images of each split only (tiny runs)
 
     def __post_init__(self):
-        if self.dataset not in (*LM_DATASETS, "files"):
-            raise ConfigError(f"dataset: must be one of {[*LM_DATASETS, 'files']}, got {self.dataset!r}")
+        if self.dataset not in (*LM_DATASETS, "files", "digits"):
+            raise ConfigError(f"dataset: must be one of {[*LM_DATASETS, 'files', 'digits']}, got {self.dataset!r}")
+        if self.dataset != "digits" and (self.class_conditional or self.max_images is not None):
+            raise ConfigError("class_conditional, max_images: only for dataset digits")
+        if self.dataset == "digits" and self.level != "word":
+            raise ConfigError("level: digits are word level (one token per pixel)")
+        if self.max_images is not None and self.max_images <= 0:
+            raise ConfigError(f"max_images: must be > 0, got {self.max_images}")
         if self.level not in ("word", "char"):
             raise ConfigError(f"level: must be word or char, got {self.level!r}")
         for name in ("min_freq", "batch_size", "bptt"):
@@ -60,6 +73,8 @@ def clean_d2l(line: str) -> str:
 
 def split_lines(config: LMDataConfig) -> dict[str, list[str]]:
     """The raw lines of train/valid/test.  The Time Machine is cut 90/5/5 by position (no official split)."""
+    if config.dataset == "digits":
+        return digit_lines(config.split_seed, config.class_conditional, config.max_images)
     if config.dataset == "files":
         files = {"train": config.train_file, "valid": config.valid_file, "test": config.test_file}
         return {split: read_lines(path) for split, path in files.items() if path}

@@ -1,7 +1,8 @@
 """Language models (RNN/GRU/LSTM and decoder-only Transformer) on a continuous token stream: truncated BPTT,
 exact perplexity, generation that continues a forced prompt, and sentence scoring.
 
-Data: ``seqlab.data.streams`` (PTB, The Time Machine, your own files; word or character level).  Training walks
+Data: ``seqlab.data.streams`` (PTB, The Time Machine, your own files; word or character level; the 8x8 digits
+as 64 pixel tokens per image, ``seqlab.data.pixels``, scored in bits/pixel and sampled as images).  Training walks
 the stream in ``bptt``-token chunks, carrying the hidden state from one chunk to the next and detaching it so
 gradients stop at the chunk boundary (Zaremba et al. 2014); the state is reset at the start of every epoch.
 Validation is the exact perplexity of the valid split.  Distributed: each worker reads every N-th of the
@@ -27,6 +28,7 @@ from seqlab.data.vocab import Vocab
 from seqlab.decoding import DecodeConfig, search
 from seqlab.decoding.config import MAX_GENERATE_TOKENS, check_size
 from seqlab.data.corpora import read_lines
+from seqlab.data.pixels import CLASS_TOKENS, IMAGE_SIZE, PIXEL_TOKENS, PIXELS
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.build import LM_CONFIGS as MODEL_CONFIGS  # noqa: F401  (the task table reads it)
 from seqlab.models.build import build_lm
@@ -153,6 +155,15 @@ class Preprocessing:
         return cls(Vocab.from_dict(data["vocab"]), data["level"])
 
 
+def target_log_probs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, T+1), each row read from a fresh state -> log p(ids[:, t+1] | ids[:, :t+1]) (B, T), natural log."""
+    if getattr(model, "stateful", False):
+        logits, _ = model(ids[:, :-1])
+    else:
+        logits = model(ids[:, :-1], ids[:, :-1] != PAD_ID)
+    return torch.log_softmax(logits.float(), -1).gather(2, ids[:, 1:, None])[..., 0]
+
+
 @torch.no_grad()
 def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[str],
                     device: torch.device | str = "cpu") -> list[dict[str, Any]]:
@@ -164,12 +175,7 @@ def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[
         ids = [boundary_id(pre.vocab, pre.level)] + pre.vocab.encode(tokens)
         if pre.level == "word":
             ids.append(pre.vocab.eos_id)
-        stream = torch.tensor(ids, device=device).unsqueeze(0)  # (1, T+1)
-        if getattr(model, "stateful", False):
-            logits, _ = model(stream[:, :-1])
-        else:
-            logits = model(stream[:, :-1], stream[:, :-1] != PAD_ID)
-        log_probs = torch.log_softmax(logits.float(), -1)[0].gather(1, stream[0, 1:, None])[:, 0]  # (T,)
+        log_probs = target_log_probs(model, torch.tensor(ids, device=device).unsqueeze(0))[0]  # (T,)
         total = float(log_probs.sum())
         results.append({"sentence": sentence, "log_prob": total, "tokens": len(log_probs),
                         "per_token": total / max(len(log_probs), 1),
@@ -214,7 +220,66 @@ def prepare_lm(config: DataConfig) -> tuple[Preprocessing, dict[str, np.ndarray]
     lines = split_lines(config)
     token_lines = {split: tokenize_lines(split_lines_, config.level) for split, split_lines_ in lines.items()}
     specials = (" ",) if config.level == "char" else ()
+    if config.dataset == "digits":  # every grey level has an id, even one the training images never show
+        specials = PIXEL_TOKENS + (CLASS_TOKENS if config.class_conditional else ())
     vocab = Vocab.build(token_lines["train"], min_freq=config.min_freq, max_size=config.max_vocab_size,
                         specials=specials)
     streams = {split: to_stream(tl, vocab, config.level) for split, tl in token_lines.items()}
     return Preprocessing(vocab, config.level), streams
+
+
+# ------------------------------------------------------------------------------------------------ pixel LMs (digits)
+@torch.no_grad()
+def bits_per_pixel(model: torch.nn.Module, pre: Preprocessing, images: list[list[str]],
+                   device: torch.device | str = "cpu", batch_size: int = 256) -> dict[str, Any]:
+    """Mean over the 64 pixel positions of -log2 p(pixel | everything before it in the image).
+
+    ``images`` are token sentences (``seqlab.data.pixels.image_to_tokens``); each is read from a fresh state,
+    opened by the stream's boundary token.  The class token (given) and the closing <eos> are not averaged.
+    """
+    model.eval()
+    pixel_ids = torch.tensor(pre.vocab.encode(list(PIXEL_TOKENS)), device=device)
+    total, count = 0.0, 0
+    for start in range(0, len(images), batch_size):
+        rows = [[pre.vocab.eos_id, *pre.vocab.encode(tokens)] for tokens in images[start:start + batch_size]]
+        ids = torch.tensor(rows, device=device)  # (B, T+1): every image has the same length, no padding
+        log_probs = target_log_probs(model, ids)  # (B, T)
+        is_pixel = torch.isin(ids[:, 1:], pixel_ids)
+        total, count = total - float(log_probs[is_pixel].sum()), count + int(is_pixel.sum())
+    return {"bits_per_pixel": total / max(count, 1) / math.log(2), "pixels": count, "images": len(images)}
+
+
+@torch.no_grad()
+def sample_images(model: torch.nn.Module, pre: Preprocessing, labels: list[int | None], seed: int = 0,
+                  temperature: float = 1.0, device: torch.device | str = "cpu") -> np.ndarray:
+    """Ancestral sampling of one image per entry of ``labels`` -> (N, 8, 8) grey levels.
+
+    The boundary token and, for a class-conditional model, the class token are forced; then 64 pixels are drawn
+    one at a time from p(pixel | the image so far) renormalised over the 17 grey levels (the LM could also put
+    mass on <eos> or a class token, which no pixel may be).  All of ``labels`` are None or all are classes.
+    """
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    pixel_ids = torch.tensor(pre.vocab.encode(list(PIXEL_TOKENS)), device=device)  # (17,)
+    state = model.init_state(len(labels), device)
+    tokens = torch.full((len(labels),), pre.vocab.eos_id, device=device)
+    if labels[0] is not None:
+        _, state = model.step(tokens, state)
+        tokens = torch.tensor(pre.vocab.encode([CLASS_TOKENS[label] for label in labels]), device=device)
+    levels = []
+    for _ in range(PIXELS):
+        log_probs, state = model.step(tokens, state)  # (N, V)
+        pixel_probs = torch.softmax(log_probs[:, pixel_ids].float().cpu() / temperature, -1)  # (N, 17)
+        level = torch.multinomial(pixel_probs, 1, generator=generator)[:, 0]  # (N,)
+        levels.append(level)
+        tokens = pixel_ids[level.to(device)]
+    return torch.stack(levels, 1).view(-1, IMAGE_SIZE, IMAGE_SIZE).numpy()
+
+
+def test_scores(loaded: LoadedModel, config: RunConfig) -> dict[str, Any] | None:
+    """Digits: bits/pixel of the best model on the test images (other datasets: ``seqlab evaluate``)."""
+    if config.data.dataset != "digits":
+        return None
+    test = [line.split() for line in split_lines(config.data)["test"]]
+    device = next(loaded.model.parameters()).device
+    return bits_per_pixel(loaded.model, loaded.preprocessing, test, device)
