@@ -78,3 +78,14 @@ def per_pixel_bits(train_pixels: np.ndarray, test_pixels: np.ndarray) -> float:
     np.add.at(counts, (np.broadcast_to(np.arange(PIXELS), train_pixels.shape), train_pixels), 1)
     probs = counts / counts.sum(1, keepdims=True)
     return float(-np.log2(probs[np.arange(PIXELS), test_pixels]).mean())
+
+
+def ngram_bits_per_pixel(model, images: Sequence[Sequence[str]]) -> float:
+    """A fitted ``seqlab.lm.ngram.NGramLM`` on image sentences -> its bits/pixel on ``images``: the mean of
+    -log2 p(pixel | the n-1 tokens before it) over the pixel tokens (not the class token, not ``</s>``)."""
+    from seqlab.lm.ngram import encode
+
+    ids, history, _ = encode([list(tokens) for tokens in images], model.index)
+    log10_probs = model.token_log10probs(ids, history)
+    is_pixel = np.isin(ids, [model.index[token] for token in PIXEL_TOKENS if token in model.index])
+    return float(-log10_probs[is_pixel].mean() * np.log2(10))
