@@ -71,13 +71,14 @@ def per_pixel_bits(train_pixels: np.ndarray, test_pixels: np.ndarray) -> float:
     """The independent per-pixel baseline in bits/pixel: each of the 64 positions its own categorical over the 17
     grey levels, add-one smoothed from the training counts, p(x_i = g) = (n_i(g) + 1) / (N + 17).
 
-    (N, 64) and (M, 64) int grey levels -> mean over the M x 64 test pixels of -log2 p.
+    (N, P) and (M, P) int grey levels (P = 64 for the digits) -> mean over the M x P test pixels of -log2 p.
     """
     train_pixels, test_pixels = np.asarray(train_pixels), np.asarray(test_pixels)
-    counts = np.ones((PIXELS, NUM_LEVELS))  # (64, 17): the "+1"
-    np.add.at(counts, (np.broadcast_to(np.arange(PIXELS), train_pixels.shape), train_pixels), 1)
+    positions = train_pixels.shape[1]
+    counts = np.ones((positions, NUM_LEVELS))  # (P, 17): the "+1"
+    np.add.at(counts, (np.broadcast_to(np.arange(positions), train_pixels.shape), train_pixels), 1)
     probs = counts / counts.sum(1, keepdims=True)
-    return float(-np.log2(probs[np.arange(PIXELS), test_pixels]).mean())
+    return float(-np.log2(probs[np.arange(positions), test_pixels]).mean())
 
 
 def ngram_bits_per_pixel(model, images: Sequence[Sequence[str]]) -> float:
