@@ -258,6 +258,8 @@ def sample_images(model: torch.nn.Module, pre: Preprocessing, labels: list[int |
     one at a time from p(pixel | the image so far) renormalised over the 17 grey levels (the LM could also put
     mass on <eos> or a class token, which no pixel may be).  All of ``labels`` are None or all are classes.
     """
+    if len({label is None for label in labels}) != 1:
+        raise ConfigError("sample_images: labels must be all None (unconditional) or all classes, not mixed")
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     pixel_ids = torch.tensor(pre.vocab.encode(list(PIXEL_TOKENS)), device=device)  # (17,)

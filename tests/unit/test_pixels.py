@@ -151,3 +151,9 @@ def test_sampling_runs_both_lm_families_to_valid_grey_levels(conditional, archit
     images = sample_images(model, pre, list(range(10)), seed=0)
     assert images.shape == (10, 8, 8) and images.min() >= 0 and images.max() <= 16
     assert len(np.unique(images)) > 3  # an untrained model spreads its mass: not one constant grey
+
+
+def test_sampling_refuses_a_mix_of_classes_and_none(conditional):
+    pre, _ = conditional
+    with pytest.raises(ConfigError, match="not mixed"):
+        sample_images(ClassToLevel(pre.vocab), pre, [3, None])
