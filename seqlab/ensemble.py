@@ -72,9 +72,9 @@ def check_how(how: str, task: str) -> None:
 def combine(members: list[LoadedModel], how: str = "mean") -> LoadedModel:
     """One ``LoadedModel`` standing for all the members (one member: itself), in eval mode."""
     task = members[0].task
-    check_how(how, task)
-    if len(members) == 1:
+    if len(members) == 1:  # any task's model alone, whatever ``how`` says
         return members[0]
+    check_how(how, task)
     if task in STEP_TASKS and how == "vote":
         # A vote over whole outputs is no model to decode with: callers decode every member and vote_outputs.
         raise ConfigError(f"--ensemble vote: {task} members vote on whole outputs, which only translate, generate "
