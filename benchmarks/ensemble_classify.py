@@ -42,16 +42,17 @@ def member_summary(config_path: str, model_dir: Path, overrides: list[str], reus
 
 def test_figures(config_path: str, member_dirs: list[Path], overrides: list[str]) -> dict:
     """Test accuracy (%) of every member and of the mean and vote ensembles; the ensembles' wall time."""
-    from seqlab.ensemble import load_ensemble
-    from seqlab.tasks import classification, load_config, load_model_dir
+    from seqlab.ensemble import combine, load_members
+    from seqlab.tasks import classification, load_config
 
     test = classification.load_splits(load_config(ROOT / config_path, overrides).data)["test"]
-    singles = [100 * classification.evaluate(load_model_dir(d), test)["accuracy"] for d in member_dirs]
+    members = load_members(member_dirs)
+    singles = [100 * classification.evaluate(member, test)["accuracy"] for member in members]
     figures = {"members": [round(a, 2) for a in singles], "best_member": round(max(singles), 2),
                "mean_member": round(statistics.mean(singles), 2), "test_examples": len(test)}
     for how in ("mean", "vote"):
         start = time.perf_counter()
-        scores = classification.evaluate(load_ensemble(member_dirs, how=how), test)
+        scores = classification.evaluate(combine(members, how), test)
         figures[f"ensemble_{how}"] = round(100 * scores["accuracy"], 2)
         figures[f"ensemble_{how}_macro_f1"] = round(100 * scores["macro_f1"], 2)
         figures[f"ensemble_{how}_eval_seconds"] = round(time.perf_counter() - start, 1)
@@ -75,6 +76,7 @@ def main() -> None:
     figures = test_figures(config_path, member_dirs, args.overrides)
     record = {
         "name": f"ensemble_{args.dataset}", "command": " ".join([sys.executable, *sys.argv]),
+        "reproduce": " ".join(["python", *(a for a in sys.argv if a != "--reuse")]),
         "commit": git_commit(), "commit_note": tree_note(), "machine": machine(),
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "members_training_seconds": round(sum(m["wall_seconds"] for m in members), 1),
@@ -85,7 +87,8 @@ def main() -> None:
     print(f"{name}: {args.members} members {figures['members']} %; best {figures['best_member']} %, "
           f"mean {figures['mean_member']} %; ensemble mean-prob {figures['ensemble_mean']} %, "
           f"vote {figures['ensemble_vote']} %")
-    print(f"reproduce: {record['command']}")
+    print(f"reproduce: {record['reproduce']}  ({record['members_training_seconds']:.0f} s of member training "
+          f"here, {record['wall_seconds']:.0f} s this run)")
 
 
 if __name__ == "__main__":
