@@ -93,27 +93,45 @@ def vote_outputs(members: list[LoadedModel], use: Callable[[LoadedModel], list[O
 
 
 class LabelEnsemble(nn.Module):
-    """Classifiers (``forward(ids, mask) -> (B, C)``) or taggers without a CRF (``-> (B, S, C)``) as one model.
+    """Classifiers (``forward(ids, mask) -> (B, C)``) or taggers (``-> (B, S, C)``) as one model.
 
     ``forward`` returns log-probabilities, where a member returns logits: every caller that takes the argmax,
     ``log_softmax`` or cross-entropy of the logits works unchanged (log_softmax of a log-distribution is itself).
-    ``loss_sum`` and ``decode`` are the tagger's interface (``seqlab.models.tagger.Tagger``).
+    ``loss_sum`` and ``decode`` are the tagger's interface (``seqlab.models.tagger.Tagger``).  A tagger with a CRF
+    votes with its Viterbi path; its softmaxed emissions only break ties.
     """
 
     def __init__(self, models: list[nn.Module], how: str = "mean"):
         super().__init__()
         if how not in HOWS:
             raise ConfigError(f"--ensemble: must be mean or vote, got {how!r}")
-        if any(getattr(m, "crf", None) is not None for m in models):
+        if how == "mean" and any(getattr(m, "crf", None) is not None for m in models):
             # A CRF's probabilities are over whole tag sequences, so there is no per-token distribution to average.
-            raise ConfigError("--models: a tagger with a CRF cannot join an ensemble (its tag probabilities are per "
-                              "sentence, not per token)")
+            raise ConfigError("--ensemble mean: a tagger with a CRF has no per-token tag probabilities to average; "
+                              "use --ensemble vote")
         self.members, self.how = nn.ModuleList(models), how
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """The members' inputs -> log of the mean probabilities, or of the vote shares, (..., C)."""
-        log_probs = torch.stack([torch.log_softmax(m(*inputs).float(), -1) for m in self.members])  # (M, ..., C)
-        return average_log_probs(log_probs) if self.how == "mean" else vote_log_probs(log_probs)
+        scores = [m(*inputs).float() for m in self.members]
+        log_probs = torch.stack([torch.log_softmax(s, -1) for s in scores])  # (M, ..., C)
+        if self.how == "mean":
+            return average_log_probs(log_probs)
+        choices = torch.stack([self._choice(m, s, inputs) for m, s in zip(self.members, scores)])  # (M, ...)
+        return vote_log_probs(log_probs, choices)
+
+    @staticmethod
+    def _choice(member: nn.Module, scores: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """A member's answer, (...): the argmax of its scores, or with a CRF its Viterbi path (B, S), 0 past the
+        real tokens."""
+        crf = getattr(member, "crf", None)
+        if crf is None:
+            return scores.argmax(-1)
+        paths = crf.viterbi(scores, inputs[1])
+        padded = torch.zeros(scores.shape[:-1], dtype=torch.long, device=scores.device)  # (B, S)
+        for row, path in enumerate(paths):
+            padded[row, :len(path)] = torch.tensor(path, dtype=torch.long)
+        return padded
 
     def loss_sum(self, ids: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
         """Summed negative log of the ensemble's probability of every real token's gold tag."""
@@ -127,13 +145,15 @@ class LabelEnsemble(nn.Module):
         return [row[:length] for row, length in zip(best, mask.sum(1).tolist())]
 
 
-def vote_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
+def vote_log_probs(log_probs: torch.Tensor, choices: torch.Tensor | None = None) -> torch.Tensor:
     """(M, ..., C) members' log-probs -> log of (votes + mean probability) / (M + 1), (..., C).
 
-    Each member's argmax is one vote.  The mean probability sums to 1 over the classes, so it breaks ties between
-    classes with equally many votes but never outweighs a whole vote: the argmax is the majority class, a tie going
-    to the class the members find likelier on average.  The shares sum to 1: a distribution a loss can read.
+    Each member's answer (``choices`` (M, ...), by default its argmax) is one vote.  The mean probability sums to 1
+    over the classes, so it breaks ties between classes with equally many votes but never outweighs a whole vote:
+    the argmax is the majority class, a tie going to the class the members find likelier on average.  The shares
+    sum to 1: a distribution a loss can read.
     """
     members, classes = log_probs.size(0), log_probs.size(-1)
-    votes = nn.functional.one_hot(log_probs.argmax(-1), classes).sum(0).float()  # (..., C)
+    choices = log_probs.argmax(-1) if choices is None else choices
+    votes = nn.functional.one_hot(choices, classes).sum(0).float()  # (..., C)
     return torch.log((votes + log_probs.exp().mean(0)) / (members + 1))

@@ -101,7 +101,15 @@ def test_tag_predict_mean_and_vote(tmp_path, flickr, capsys):
         assert all("/" in token for token in out.split())
     crf = train_member(tmp_path, flickr, "tagging", "crf", 1)
     code, _, err = run_cli(["tag", "evaluate", crf, "--models", taggers[0]], capsys)
-    check_one_line_error(code, err, "CRF")
+    check_one_line_error(code, err, "CRF", "--ensemble vote")
+    # A CRF tagger thrice votes its own Viterbi tags; beside two plain taggers it is one vote of three.
+    _, alone, _ = run_cli(["predict", crf, source], capsys)
+    code, thrice, err = run_cli(["predict", crf, source, "--models", crf, crf, "--ensemble", "vote"], capsys)
+    assert code == 0, err
+    assert thrice == alone
+    code, out, err = run_cli(["tag", "evaluate", crf, "--models", *taggers[:2], "--ensemble", "vote"], capsys)
+    assert code == 0, err
+    assert '"accuracy"' in out
 
 
 @pytest.fixture(scope="module")

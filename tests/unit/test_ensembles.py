@@ -183,14 +183,42 @@ def test_members_with_other_labels_or_tasks_are_refused_naming_both_directories(
         check_members(["runs/a", "runs/b"], [first, tagger])
 
 
-def test_vote_of_step_models_and_crf_taggers_are_refused():
+def test_vote_of_step_models_and_the_mean_of_crf_taggers_are_refused():
     step_members = [LoadedModel(ScriptedStepModule(PREFERS_A, AFTER_ANY), None, build_config({"task": "lm"}), "s")] * 2
     with pytest.raises(ConfigError, match="vote on whole outputs"):
         combine(step_members, "vote")
-    crf = FixedScores(TWO_FOR_NEG)
-    crf.crf = nn.Identity()
-    with pytest.raises(ConfigError, match="CRF"):
-        LabelEnsemble([crf, FixedScores(TWO_FOR_NEG)])
+    with pytest.raises(ConfigError, match="CRF.*--ensemble vote"):
+        LabelEnsemble([FixedPathTagger([TWO_FOR_NEG], [0]), FixedScores([TWO_FOR_NEG])], "mean")
+
+
+class FixedPathTagger(FixedScores):
+    """A tagger with a (scripted) CRF: its emissions are ``rows``, its Viterbi path is always ``path``."""
+
+    def __init__(self, rows: list, path: list[int]):
+        super().__init__(rows)
+        self.crf = ScriptedViterbi(path)
+
+
+class ScriptedViterbi:
+    def __init__(self, path: list[int]):
+        self.path = path
+
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        return [self.path[:length] for length in mask.sum(1).tolist()]
+
+
+def test_crf_taggers_vote_with_their_viterbi_paths():
+    # Two CRF members whose emissions favour neg at token 1 (0.5) but whose Viterbi paths say pos, pos; a plain
+    # member says neu (0.85), pos.  Token 1: pos has two votes (the paths), neg none although it is the emissions'
+    # argmax in two members: pos.  Token 2: three votes for pos.
+    rows = [TWO_FOR_NEG, [0.1, 0.1, 0.8]]
+    members = [FixedPathTagger(rows, [2, 2]), FixedPathTagger(rows, [2, 2]),
+               FixedScores([STRONG_NEU, [0.2, 0.1, 0.7]])]
+    ensemble = loaded("tagging", LabelEnsemble(members, "vote"), words=["x", "y"])
+    assert tagging.tag(ensemble, [["x", "y"]]) == [["pos", "pos"]]
+    argmax_vote = loaded("tagging", LabelEnsemble([FixedScores(rows), FixedScores(rows), members[2]], "vote"),
+                         words=["x", "y"])
+    assert tagging.tag(argmax_vote, [["x", "y"]]) == [["neg", "pos"]]
 
 
 def test_vote_outputs_uses_every_member():
