@@ -7,7 +7,8 @@
 What the ensemble is depends only on what the task's model yields, not on the task's name:
 
 * per-example (classification) or per-token (tagging) class scores: ``LabelEnsemble``, whose forward is the log of
-  the members' mean probabilities ("mean") or of their vote shares ("vote", ties to the higher mean probability);
+  the members' mean probabilities ("mean") or of their vote shares ("vote", ties to the higher mean probability; a
+  CRF tagger votes with its Viterbi path and cannot join a mean);
 * next-token distributions (translation, LM, captioning): ``EnsembleModel``, a ``StepModel`` every search drives
   unchanged, the mean of the members' probabilities at every step.  A vote over whole outputs cannot be one model:
   decode with every member and call ``vote_outputs`` (``seqlab.decoding.ensemble.vote``).
