@@ -26,6 +26,7 @@ from seqlab.data.streams import LMDataConfig as DataConfig
 from seqlab.data.vocab import Vocab
 from seqlab.decoding import DecodeConfig, search
 from seqlab.decoding.config import MAX_GENERATE_TOKENS, check_size
+from seqlab.decoding.ensemble import EnsembleModel, average_log_probs
 from seqlab.data.corpora import read_lines
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.build import LM_CONFIGS as MODEL_CONFIGS  # noqa: F401  (the task table reads it)
@@ -165,16 +166,25 @@ def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[
         if pre.level == "word":
             ids.append(pre.vocab.eos_id)
         stream = torch.tensor(ids, device=device).unsqueeze(0)  # (1, T+1)
-        if getattr(model, "stateful", False):
-            logits, _ = model(stream[:, :-1])
-        else:
-            logits = model(stream[:, :-1], stream[:, :-1] != PAD_ID)
-        log_probs = torch.log_softmax(logits.float(), -1)[0].gather(1, stream[0, 1:, None])[:, 0]  # (T,)
+        log_probs = next_token_log_probs(model, stream[:, :-1])[0].gather(1, stream[0, 1:, None])[:, 0]  # (T,)
         total = float(log_probs.sum())
         results.append({"sentence": sentence, "log_prob": total, "tokens": len(log_probs),
                         "per_token": total / max(len(log_probs), 1),
                         "oov": sum(1 for t in tokens if t not in pre.vocab)})
     return results
+
+
+def next_token_log_probs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, T) -> log p(next token | ids up to t) (B, T, V), from a fresh state.  An ensemble
+    (``EnsembleModel``) gives the log of its members' mean probabilities, each member read its own way (an RNN LM
+    carries a state, a Transformer LM takes a mask)."""
+    if isinstance(model, EnsembleModel):
+        return average_log_probs(torch.stack([next_token_log_probs(m, ids) for m in model.members]))
+    if getattr(model, "stateful", False):
+        logits, _ = model(ids)
+    else:
+        logits = model(ids, ids != PAD_ID)
+    return torch.log_softmax(logits.float(), -1)
 
 
 def split_perplexity(loaded: LoadedModel, file: str | None = None, split: str = "test",
