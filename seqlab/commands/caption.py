@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from seqlab.commands.shared import add_ensemble_arguments
 from seqlab.commands.task_verbs import run_task_action
 from seqlab.errors import SeqlabError
 
@@ -33,6 +34,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-len", type=int, help="most words per caption, <eos> included")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     parser.add_argument("--out", help="write '<image>\\t<caption>' lines here instead of stdout")
+    add_ensemble_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,16 +53,20 @@ def run(args: argparse.Namespace) -> int:
 def predict(args: argparse.Namespace) -> int:
     import torch
 
-    from seqlab.commands.shared import decode_config_from_args, write_captions
+    from seqlab.commands.shared import decode_config_from_args, load_members_from_args, write_captions
     from seqlab.data.images import read_image_file
-    from seqlab.tasks import load_model_dir
+    from seqlab.ensemble import combine, vote_outputs
     from seqlab.tasks.captioning import caption
 
     if not args.images:
         raise SeqlabError("caption predict: expected at least one image file after the model directory")
-    loaded = load_model_dir(args.model_dir, args.checkpoint, task=TASK)
-    size = loaded.preprocessing.image_size
+    members = load_members_from_args(args, TASK)
+    first = members[0]
+    size, decode = first.preprocessing.image_size, decode_config_from_args(first.config.decode, args)
     images = torch.stack([read_image_file(path, size) for path in args.images])  # all read before any decoding
-    captions = caption(loaded, images, decode_config_from_args(loaded.config.decode, args))
+    if args.ensemble == "vote" and len(members) > 1:
+        captions = vote_outputs(members, lambda member: caption(member, images, decode), key=tuple)
+    else:
+        captions = caption(combine(members, args.ensemble), images, decode)
     write_captions(args.out, args.images, captions)
     return 0

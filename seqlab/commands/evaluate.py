@@ -4,7 +4,8 @@ translation: corpus BLEU (sacreBLEU, with its signature) and perplexity; lm: per
 classification: accuracy and macro F1; tagging: token accuracy and chunk P/R/F1; captioning: BLEU-1..4 against
 every reference; forecasting: held-out 1-step MSE beside the naive last-value baseline; image_classification:
 accuracy on a split of the digits; dialogue: response perplexity, BLEU-1/2, distinct-1/2 and length of the searched
-replies (``--drop-overlap``: without the test dialogues that also occur in train).
+replies (``--drop-overlap``: without the test dialogues that also occur in train).  ``--models DIR ...`` scores an
+ensemble (seqlab.ensemble): classification and tagging ``--ensemble mean|vote``, translation and captioning ``mean``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from seqlab.commands.shared import add_quantize_argument, decode_config_from_args, print_json
+from seqlab.commands.shared import (add_ensemble_arguments, add_quantize_argument, decode_config_from_args,
+                                   load_members_from_args, print_json)
 from seqlab.errors import DataError, SeqlabError
 from seqlab.utils import atomic_write, check_output_path
 
@@ -20,7 +22,7 @@ HELP = "score a trained model of any task on a split or on files (BLEU, perplexi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir")
+    parser.add_argument("model_dir", nargs="?", help="a model directory (or give --models)")
     parser.add_argument("--split", default="test", help="a split of the model's dataset (default: test)")
     parser.add_argument("--src", help="translation: source file (instead of --split)")
     parser.add_argument("--ref", help="translation: reference file (with --src)")
@@ -39,15 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-overlap", action="store_true",
                         help="dialogue: leave out the dialogues of the split that also occur in train")
     add_quantize_argument(parser)
+    add_ensemble_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.tasks import load_model_dir
+    from seqlab.ensemble import combine
 
     if args.out:
         check_output_path(args.out)
-    loaded = load_model_dir(args.model_dir, args.checkpoint, args.device, task=getattr(args, "task", None),
-                            quantize=getattr(args, "quantize", None))
+    members = load_members_from_args(args, task=getattr(args, "task", None))
+    if members[0].task == "lm" and len(members) > 1:
+        raise SeqlabError("evaluate: an lm ensemble's perplexity is not measured here; "
+                          "`seqlab score --lm --models ...` scores sentences with it")
+    loaded = combine(members, args.ensemble)
     if loaded.config.data is not None and args.data_dir and hasattr(loaded.config.data, "data_dir"):
         loaded.config.data.data_dir = args.data_dir
     EVALUATORS[loaded.task](loaded, args)

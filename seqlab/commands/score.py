@@ -7,6 +7,7 @@
 
 ``--rank`` (or ``--rank per-token``) prints the same lines ordered from most to least likely, by total or by
 per-token log-probability, each with its ``rank``.  Natural logarithms throughout (``log_base``), <eos> included.
+``--models DIR ...`` scores with an ensemble: the log of the members' mean probability of every token.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from seqlab.commands.shared import add_quantize_argument
+from seqlab.commands.shared import add_ensemble_arguments, add_quantize_argument
 from seqlab.errors import SeqlabError
 
 HELP = "log-probability of sentences under a language model, or of targets given sources (forced decoding)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model_dir")
+    parser.add_argument("model_dir", nargs="?", help="a model directory (or give --models)")
     parser.add_argument("--lm", action="store_true", help="score lines (stdin or -i) with a language model")
     parser.add_argument("-i", "--input", help="sentences to score with --lm (default: stdin)")
     parser.add_argument("--rank", nargs="?", const="total", choices=["total", "per-token"],
@@ -30,12 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tgt", help="target file (encoder-decoder)")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_quantize_argument(parser)
+    add_ensemble_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.tasks import load_model_dir
+    from seqlab.commands.shared import load_members_from_args
+    from seqlab.ensemble import combine
 
-    loaded = load_model_dir(args.model_dir, args.checkpoint, quantize=args.quantize)
+    if args.ensemble == "vote":
+        raise SeqlabError("score: a log-probability needs probabilities to average; use --ensemble mean")
+    loaded = combine(load_members_from_args(args), "mean")
     if loaded.config.task == "lm":
         return score_lm(loaded, args)
     if loaded.config.task != "translation":

@@ -20,6 +20,28 @@ def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
                              "per call; CPU only, faster decoding, outputs within a little of fp32")
 
 
+def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--models DIR ... --ensemble mean|vote``: more members beside MODEL_DIR (seqlab.ensemble)."""
+    parser.add_argument("--models", nargs="+", metavar="DIR",
+                        help="more model dirs of the same vocabulary and labels: decode or predict as an ensemble "
+                             "(put it after the other arguments, or end it with --)")
+    parser.add_argument("--ensemble", choices=["mean", "vote"], default="mean",
+                        help="mean: average the members' probabilities; vote: the answer most members give")
+
+
+def load_members_from_args(args: argparse.Namespace, task: str | None = None) -> list:
+    """The members named by MODEL_DIR and ``--models`` (``seqlab.ensemble.load_members``), with the command's
+    checkpoint, device, dtype and quantisation choices."""
+    from seqlab.ensemble import load_members
+    from seqlab.errors import SeqlabError
+
+    dirs = ([args.model_dir] if args.model_dir else []) + (getattr(args, "models", None) or [])
+    if not dirs:
+        raise SeqlabError("give a MODEL_DIR or --models DIR [DIR ...]")
+    return load_members(dirs, args.checkpoint, getattr(args, "device", "cpu"), getattr(args, "dtype", None),
+                        task, getattr(args, "quantize", None))
+
+
 def decode_config_from_args(base, args: argparse.Namespace):
     """The model's saved decode config with the command-line choices on top."""
     from seqlab.config import from_dict, to_dict

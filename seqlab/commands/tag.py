@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from seqlab.commands.classify import add_predict_arguments
-from seqlab.commands.shared import read_input_lines, write_output_lines
+from seqlab.commands.shared import load_members_from_args, read_input_lines, write_output_lines
 from seqlab.commands.task_verbs import add_task_actions, run_task_action
 
 HELP = "sequence tagging (CoNLL-2000 chunking or POS): train, predict, evaluate"
@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from seqlab.tasks import load_model_dir
+    from seqlab.ensemble import combine
     from seqlab.tasks.tagging import tag
 
-    loaded = load_model_dir(args.model_dir, args.checkpoint, task=TASK)
+    loaded = combine(load_members_from_args(args, TASK), args.ensemble)
     sentences = [line.split() for line in read_input_lines(args.input)]
     tagged = tag(loaded, sentences, args.batch_size)
     write_output_lines([" ".join(f"{w}/{t}" for w, t in zip(words, tags)) for words, tags in zip(sentences, tagged)],

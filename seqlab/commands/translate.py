@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seqlab.commands.shared import add_quantize_argument
+from seqlab.commands.shared import add_ensemble_arguments, add_quantize_argument
 from seqlab.utils import atomic_write, check_output_path
 
 HELP = "translate lines with a trained model (stdin/stdout by default)"
@@ -18,9 +18,7 @@ HELP = "translate lines with a trained model (stdin/stdout by default)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", nargs="?", help="a directory written by `seqlab train`")
-    parser.add_argument("--models", nargs="+", metavar="DIR", help="several model dirs of one vocabulary: an ensemble")
-    parser.add_argument("--ensemble", choices=["mean", "vote"], default="mean",
-                        help="mean: average the next-token probabilities at every step; vote: majority of outputs")
+    add_ensemble_arguments(parser)
     parser.add_argument("--attention-plot", metavar="DIR", help="write one attention heat-map PNG per sentence")
     parser.add_argument("-i", "--input", help="input file, one sentence per line (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
@@ -91,38 +89,22 @@ def translate_interactively(models: list, decode, args: argparse.Namespace) -> i
 
 
 def load_models(args: argparse.Namespace) -> list:
-    from seqlab.errors import SeqlabError
-    from seqlab.tasks import load_model_dir
+    from seqlab.commands.shared import load_members_from_args
 
-    dirs = ([args.model_dir] if args.model_dir else []) + (args.models or [])
-    if not dirs:
-        raise SeqlabError("translate: give a MODEL_DIR or --models DIR [DIR ...]")
-    models = [load_model_dir(d, args.checkpoint, args.device, args.dtype, task="translation",
-                             quantize=args.quantize) for d in dirs]
-    first = models[0].preprocessing.to_dict()
-    for directory, loaded in zip(dirs[1:], models[1:]):
-        if loaded.preprocessing.to_dict() != first:
-            raise SeqlabError(f"--models: {directory} has other vocabularies or tokenizers than {dirs[0]}; "
-                              "an ensemble needs one vocabulary")
-    return models
+    return load_members_from_args(args, task="translation")
 
 
 def ensemble_of(models: list):
-    from seqlab.decoding.ensemble import EnsembleModel
+    from seqlab.ensemble import combine
 
-    return EnsembleModel([m.model for m in models]).eval()
+    return combine(models, "mean").model
 
 
 def vote(per_model: list[list]) -> list:
     """Majority vote per sentence over the models' outputs; a tie goes to the earliest model."""
-    from collections import Counter
+    from seqlab.decoding.ensemble import vote as vote_by
 
-    chosen = []
-    for candidates in zip(*per_model):
-        counts = Counter(c.text for c in candidates)
-        best = max(counts.values())
-        chosen.append(next(c for c in candidates if counts[c.text] == best))
-    return chosen
+    return vote_by(per_model, key=lambda translation: translation.text)
 
 
 def write_attention_plots(outputs: list, directory: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -45,7 +45,8 @@ class EnsembleState:
 
 
 class EnsembleModel(nn.Module):
-    """Several models with one vocabulary, decoded as one.  Members may be seq2seq models or language models."""
+    """Several models with one vocabulary, decoded as one.  Members may be seq2seq models, captioners or language
+    models, of different architectures (an RNN and a Transformer) as long as they share the vocabulary."""
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
@@ -53,7 +54,10 @@ class EnsembleModel(nn.Module):
             raise ValueError("an ensemble needs at least one model")
         self.members = nn.ModuleList(models)
 
-    def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor) -> EnsembleMemory:
+    def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None) -> EnsembleMemory:
+        """Every member's memory of the source: token ids (B, S) with their mask, or images (B, 3, H, W) alone."""
+        if src_mask is None:  # a captioner's encode takes the images only
+            return EnsembleMemory(tuple(m.encode(src_ids) for m in self.members))
         return EnsembleMemory(tuple(m.encode(src_ids, src_mask) for m in self.members))
 
     def init_state(self, memory_or_batch_size: Any, *args: Any) -> EnsembleState:
@@ -84,11 +88,15 @@ def average_log_probs(log_probs: torch.Tensor) -> torch.Tensor:
 def majority_vote(outputs: list[list[list[int]]]) -> list[list[int]]:
     """outputs[m][b]: model m's tokens for sentence b -> per sentence the most frequent output.
     A tie goes to the output of the earliest model among the tied ones."""
-    if not outputs:
-        return []
-    votes = []
-    for candidates in zip(*outputs):  # one sentence, every model's output
-        counts = Counter(tuple(c) for c in candidates)
+    return [list(c) for c in vote(outputs, tuple)]
+
+
+def vote(outputs: list[list[Any]], key: Callable[[Any], Any] = lambda output: output) -> list[Any]:
+    """outputs[m][b]: model m's output for input b -> per input the output most models gave, two outputs being the
+    same when their ``key`` is (their text, their tokens).  A tie goes to the earliest model's output."""
+    chosen = []
+    for candidates in zip(*outputs):  # one input, every model's output
+        counts = Counter(key(c) for c in candidates)
         best = max(counts.values())
-        votes.append(next(list(c) for c in candidates if counts[tuple(c)] == best))
-    return votes
+        chosen.append(next(c for c in candidates if counts[key(c)] == best))
+    return chosen

@@ -27,6 +27,7 @@ from seqlab.data.streams import LMDataConfig as DataConfig
 from seqlab.data.vocab import Vocab
 from seqlab.decoding import DecodeConfig, search
 from seqlab.decoding.config import MAX_GENERATE_TOKENS, check_size
+from seqlab.decoding.ensemble import EnsembleModel, average_log_probs
 from seqlab.data.corpora import read_lines
 from seqlab.data.pixels import CLASS_TOKENS, IMAGE_SIZE, PIXEL_TOKENS, PIXELS
 from seqlab.errors import ConfigError, DataError
@@ -155,15 +156,6 @@ class Preprocessing:
         return cls(Vocab.from_dict(data["vocab"]), data["level"])
 
 
-def target_log_probs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """ids (B, T+1), each row read from a fresh state -> log p(ids[:, t+1] | ids[:, :t+1]) (B, T), natural log."""
-    if getattr(model, "stateful", False):
-        logits, _ = model(ids[:, :-1])
-    else:
-        logits = model(ids[:, :-1], ids[:, :-1] != PAD_ID)
-    return torch.log_softmax(logits.float(), -1).gather(2, ids[:, 1:, None])[..., 0]
-
-
 @torch.no_grad()
 def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[str],
                     device: torch.device | str = "cpu") -> list[dict[str, Any]]:
@@ -175,12 +167,26 @@ def score_sentences(model: torch.nn.Module, pre: Preprocessing, sentences: list[
         ids = [boundary_id(pre.vocab, pre.level)] + pre.vocab.encode(tokens)
         if pre.level == "word":
             ids.append(pre.vocab.eos_id)
-        log_probs = target_log_probs(model, torch.tensor(ids, device=device).unsqueeze(0))[0]  # (T,)
+        stream = torch.tensor(ids, device=device).unsqueeze(0)  # (1, T+1)
+        log_probs = next_token_log_probs(model, stream[:, :-1])[0].gather(1, stream[0, 1:, None])[:, 0]  # (T,)
         total = float(log_probs.sum())
         results.append({"sentence": sentence, "log_prob": total, "tokens": len(log_probs),
                         "per_token": total / max(len(log_probs), 1),
                         "oov": sum(1 for t in tokens if t not in pre.vocab)})
     return results
+
+
+def next_token_log_probs(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """ids (B, T) -> log p(next token | ids up to t) (B, T, V), from a fresh state.  An ensemble
+    (``EnsembleModel``) gives the log of its members' mean probabilities, each member read its own way (an RNN LM
+    carries a state, a Transformer LM takes a mask)."""
+    if isinstance(model, EnsembleModel):
+        return average_log_probs(torch.stack([next_token_log_probs(m, ids) for m in model.members]))
+    if getattr(model, "stateful", False):
+        logits, _ = model(ids)
+    else:
+        logits = model(ids, ids != PAD_ID)
+    return torch.log_softmax(logits.float(), -1)
 
 
 def split_perplexity(loaded: LoadedModel, file: str | None = None, split: str = "test",
@@ -243,7 +249,7 @@ def bits_per_pixel(model: torch.nn.Module, pre: Preprocessing, images: list[list
     for start in range(0, len(images), batch_size):
         rows = [[pre.vocab.eos_id, *pre.vocab.encode(tokens)] for tokens in images[start:start + batch_size]]
         ids = torch.tensor(rows, device=device)  # (B, T+1): every image has the same length, no padding
-        log_probs = target_log_probs(model, ids)  # (B, T)
+        log_probs = next_token_log_probs(model, ids[:, :-1]).gather(2, ids[:, 1:, None])[..., 0]  # (B, T)
         is_pixel = torch.isin(ids[:, 1:], pixel_ids)
         total, count = total - float(log_probs[is_pixel].sum()), count + int(is_pixel.sum())
     return {"bits_per_pixel": total / max(count, 1) / math.log(2), "pixels": count, "images": len(images)}

@@ -109,3 +109,21 @@ def test_the_server_replies_as_chat_does(hred_dir, tmp_path, capsys):
     turns.write_text("I like red .\nWhich one ?\n", encoding="utf-8")
     assert cli.main(["chat", str(hred_dir), "-i", str(turns), "--beam", "2"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "red !"
+
+
+def test_dialogue_models_ensemble_and_a_flat_member_is_refused(hred_dir, tmp_path, capsys):
+    other = tmp_path / "seed2"
+    other.mkdir()
+    train(load_config(write_config(other, {"architecture": "hred"}), ["train.seed=2", "train.max_steps=60"]))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    train(load_config(write_config(flat, {"architecture": "rnn"}), ["train.max_steps=5"]))
+    capsys.readouterr()
+    members = [str(hred_dir), str(other / "model")]
+    assert cli.main(["evaluate", members[0], "--models", *members, "--split", "test"]) == 0
+    ensemble = yaml.safe_load(capsys.readouterr().out)
+    assert cli.main(["evaluate", members[1], "--split", "test"]) == 0
+    weaker = yaml.safe_load(capsys.readouterr().out)
+    assert ensemble["pairs"] == weaker["pairs"] and ensemble["ppl"] != weaker["ppl"]
+    code = cli.main(["evaluate", members[0], "--models", members[0], str(flat / "model")])
+    check_one_line_error(code, capsys.readouterr().err, "--models", "hierarchical")
