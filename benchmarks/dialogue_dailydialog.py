@@ -19,9 +19,11 @@ not (smoothed sentence BLEU runs tens of points above corpus BLEU on short respo
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -42,16 +44,26 @@ def train_model(config_path: str, model_dir: str, steps: int, minutes: float) ->
     return train(config, overwrite=True)
 
 
-def score(model_dir: str) -> dict:
+def logged_training(model_dir: str) -> dict:
+    """The training figures of an existing model directory, from its train_log.jsonl (``--skip-train``)."""
+    records = [json.loads(line) for line in (Path(model_dir) / "train_log.jsonl").open()]
+    validations = [r for r in records if r["event"] == "validate"]
+    stop = next((r for r in records if r["event"] == "stop"), {})
+    return {"steps": stop.get("step"), "stop_reason": stop.get("reason"), "wall_seconds": stop.get("elapsed_seconds"),
+            "best_loss": min(r["loss"] for r in validations), "best_ppl": min(r["ppl"] for r in validations),
+            "from": "train_log.jsonl"}
+
+
+def score(model_dir: str, searches: list[str], subsets: list[str]) -> dict:
     from seqlab.decoding import DecodeConfig
     from seqlab.tasks import load_model_dir
     from seqlab.tasks.dialogue import evaluate
 
     loaded = load_model_dir(model_dir)
     results = {"parameters": sum(p.numel() for p in loaded.model.parameters())}
-    for search in ("greedy", "beam"):
+    for search in searches:
         decode = DecodeConfig(strategy=search, beam_size=5, alpha=0.75, max_len=40)
-        for drop in (False, True):
+        for drop in [subset == "without_overlap" for subset in subsets]:
             started = time.perf_counter()
             scores, _, _ = evaluate(loaded, "test", decode, drop_overlap=drop)
             scores["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -70,15 +82,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--minutes", type=float, default=45.0)
     parser.add_argument("--skip-train", action="store_true", help="score the model directory as it is")
+    parser.add_argument("--searches", default="greedy,beam", help="comma-separated: greedy, beam")
+    parser.add_argument("--subsets", default="all,without_overlap", help="comma-separated: all, without_overlap")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model_dir = args.model_dir or str(ROOT / "runs" / "benchmarks" / args.name)
     started = time.perf_counter()
-    summary = None if args.skip_train else train_model(args.config, model_dir, args.steps, args.minutes)
+    summary = (logged_training(model_dir) if args.skip_train
+               else train_model(args.config, model_dir, args.steps, args.minutes))
     record = {"name": args.name, "command": "python " + shlex.join(["benchmarks/dialogue_dailydialog.py",
                                                                     *sys.argv[1:]]),
               "commit": git_commit(), "machine": machine(), "config": args.config, "steps": args.steps,
-              "minutes_cap": args.minutes, "training": summary, "test": score(model_dir),
+              "minutes_cap": args.minutes, "training": summary,
+              "test": score(model_dir, args.searches.split(","), args.subsets.split(",")),
               "published": PUBLISHED, "wall_seconds": round(time.perf_counter() - started, 1)}
     print(write_result(args.name, record))
 

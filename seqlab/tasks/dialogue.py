@@ -123,16 +123,19 @@ def build_model(config: RunConfig, pre: Preprocessing) -> torch.nn.Module:
     return build_seq2seq(config.model.architecture, config.model.options, len(pre.vocab), len(pre.vocab))
 
 
+def read_raw_split(data: DataConfig, split: str) -> list[list[str]]:
+    """A split's dialogues as the source's turns, untouched."""
+    if data.dataset == "dailydialog":
+        return read_dailydialog(split, data.data_dir or None)
+    path = {"train": data.train_file, "valid": data.valid_file, "test": data.test_file}[split]
+    if not path:
+        raise ConfigError(f"{split}_file: not set (dataset: files)")
+    return read_dialogue_file(path)
+
+
 def read_split(data: DataConfig, split: str) -> list[list[list[str]]]:
     """A split's dialogues as tokenised turns."""
-    if data.dataset == "dailydialog":
-        dialogues = read_dailydialog(split, data.data_dir or None)
-    else:
-        path = {"train": data.train_file, "valid": data.valid_file, "test": data.test_file}[split]
-        if not path:
-            raise ConfigError(f"{split}_file: not set (dataset: files)")
-        dialogues = read_dialogue_file(path)
-    return [[normalise_turn(turn, data.lowercase) for turn in turns] for turns in dialogues]
+    return [[normalise_turn(turn, data.lowercase) for turn in turns] for turns in read_raw_split(data, split)]
 
 
 def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
@@ -254,8 +257,8 @@ def evaluate(loaded: LoadedModel, split: str, decode: DecodeConfig, data_dir: st
         data = replace(data, data_dir=data_dir)
     dialogues = read_split(data, split)
     pairs = dialogue_pairs(dialogues, data.history)
-    if drop_overlap:
-        overlap = overlapping_dialogues(dialogues, read_split(data, "train"))
+    if drop_overlap:  # verbatim copies of training dialogues, compared as the source wrote them
+        overlap = overlapping_dialogues(read_raw_split(data, split), read_raw_split(data, "train"))
         pairs = [pair for pair in pairs if pair.dialogue not in overlap]
     pairs = pairs[:max_pairs or None]
     batches = pair_batches(pairs, loaded.preprocessing, data.batch_size, shuffle=False).epoch_batches(0)

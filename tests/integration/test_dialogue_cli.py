@@ -71,6 +71,16 @@ def test_evaluate_gives_the_response_metrics(hred_dir, tmp_path, capsys):
     assert scores["bleu_1"] > 90 and scores["ppl"] < 2.0  # it has learned the made-up dialogues by heart
     assert 0 < scores["distinct_1"] < 1 and scores["mean_length"] > 1
     assert len(out.read_text().splitlines()) == 16 * 3
+    test = tmp_path / "test.txt"  # one training dialogue and one new one: --drop-overlap keeps the new one only
+    test.write_text(DIALOGUES[0] + "\nI like green . __eou__ Really ? __eou__\n", encoding="utf-8")
+    from seqlab.tasks.dialogue import evaluate
+
+    loaded = load_model_dir(hred_dir)
+    loaded.config.data.test_file = str(test)
+    decode = DecodeConfig(strategy="greedy", max_len=6)
+    assert evaluate(loaded, "test", decode)[0]["pairs"] == 3 + 1
+    kept, pairs, _ = evaluate(loaded, "test", decode, drop_overlap=True)
+    assert kept["pairs"] == 1 and pairs[0].response == ("really", "?")
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
