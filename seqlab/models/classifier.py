@@ -54,6 +54,10 @@ class ClassifierConfig:
     char_embedding_size: int = 0  # size of a character embedding; 0 = no character features
     char_filters: int = 50  # character features per word (the char CNN's filters)
     char_width: int = 3  # characters per char-CNN window
+    # Kim (2014) draws CNN-rand word vectors from U(-0.25, 0.25), word2vec's variance; PyTorch's N(0, 1) is ~7x
+    # wider, so Adam's ~lr-sized steps move the vectors relatively 7x slower (TREC, Kim CNN, 10 epochs: see
+    # docs/RESULTS_CLASSIFY.md)
+    embedding_init_range: float = 0.0  # > 0: word embeddings from U(-range, range), after init; 0 = as init leaves them
     init: str = "default"  # a scheme of seqlab.nn.init (the Transformer keeps its own Xavier init by default)
 
     def __post_init__(self) -> None:
@@ -74,6 +78,9 @@ class ClassifierConfig:
             raise ConfigError(f"hidden_size: must be divisible by num_heads={self.num_heads}, got {self.hidden_size}")
         if self.init not in INIT_SCHEMES:
             raise ConfigError(f"init: must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        if self.embedding_init_range < 0 or (self.embedding_init_range and self.encoder == "transformer"):
+            raise ConfigError(f"embedding_init_range: must be >= 0, and 0 for the transformer (it scales its own "
+                              f"embeddings), got {self.embedding_init_range}")
         if self.char_embedding_size < 0:
             raise ConfigError(f"char_embedding_size: must be >= 0 (0 = no character features), got "
                               f"{self.char_embedding_size}")
@@ -109,6 +116,14 @@ def embed_words(embedding: nn.Embedding, chars: CharCNN | None, ids: torch.Tenso
 
 def word_feature_size(config: ClassifierConfig) -> int:
     return config.embedding_size + (config.char_filters if config.uses_chars else 0)
+
+
+def init_embedding(embedding: nn.Embedding, init_range: float) -> None:
+    """U(-init_range, init_range) word vectors (Kim 2014), the padding row zero again; 0 leaves them."""
+    if init_range > 0:
+        with torch.no_grad():
+            embedding.weight.uniform_(-init_range, init_range)
+            embedding.weight[PAD_ID].zero_()
 
 
 def embedding_dropout(config: ClassifierConfig) -> float:
@@ -172,6 +187,8 @@ class TextClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(output_size, num_classes)
         init_weights(self, config.init)
+        if config.encoder != "transformer":
+            init_embedding(self.embedding, config.embedding_init_range)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, char_ids: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, S), mask (B, S) bool [, char_ids (B, S, W)] -> logits (B, C)."""
@@ -221,6 +238,7 @@ class CNNTextClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.num_filters * len(config.kernel_sizes), num_classes)
         init_weights(self, config.init)
+        init_embedding(self.embedding, config.embedding_init_range)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, char_ids: torch.Tensor | None = None) -> torch.Tensor:
         """ids (B, S), mask (B, S) bool [, char_ids (B, S, W)] -> logits (B, C)."""
