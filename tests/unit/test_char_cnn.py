@@ -129,3 +129,31 @@ def test_spelling_classifies_words_never_seen_in_training(char_embedding_size, e
         assert accuracy > 0.95
     else:
         assert accuracy < 0.75  # one <unk> vector for every test word: one answer for all of them
+
+
+def test_a_trained_character_model_directory_reloads_and_classifies_unseen_words(tmp_path):
+    """The hand-over: the character vocabulary is saved with the model and rebuilt on load, so a reloaded model
+    spells words (even ones unseen in training) as the trained one did."""
+    from seqlab.tasks import build_config, load_model_dir, train
+    from seqlab.tasks.classification import classify
+
+    rows = [f"{'pos' if i % 2 else 'neg'}\t{'goodly' if i % 2 else 'badly'} film {i}" for i in range(24)]
+    path = tmp_path / "labelled.tsv"
+    path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    config = build_config({
+        "task": "classification", "model_dir": str(tmp_path / "model"),
+        "data": {"dataset": "files", "train_file": str(path), "valid_file": str(path), "batch_size": 4},
+        "model": {"encoder": "cnn", "embedding_size": 8, "num_filters": 4, "dropout": 0.0,
+                  "char_embedding_size": 4, "char_filters": 6},
+        "train": {"max_steps": 6, "num_threads": 1, "progress": False, "tensorboard": False, "device": "cpu"}})
+    train(config)
+    loaded = load_model_dir(tmp_path / "model")
+    assert loaded.preprocessing.chars is not None and "y" in loaded.preprocessing.chars
+    assert loaded.model.chars is not None
+    sentences = [["goodly", "film"], ["neverseen", "zyx"], []]
+    labels = classify(loaded, sentences, batch_size=2)
+    assert len(labels) == 3 and set(labels) <= {"neg", "pos"}
+    batch = classification_batches([LabelledExample(sentences[1], "neg")], loaded.preprocessing, 1,
+                                   shuffle=False).epoch_batches(0)[0]
+    assert batch.ids.tolist() == [[1, 1]]  # both words are <unk> ...
+    assert (batch.char_ids[0] != 0).sum(1).tolist() == [9, 3]  # ... but every character of them is spelled
