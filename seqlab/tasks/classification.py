@@ -32,7 +32,7 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
 from seqlab.models.classifier import ClassifierConfig, build_classifier
 from seqlab.run_dir import LoadedModel, TrainingRun
-from seqlab.tasks.batching import Batches, check_common_data_fields, evaluating, lowercase, pad_ids, run_batched
+from seqlab.tasks.batching import Batches, check_batch_size, check_common_data_fields, evaluating, lowercase, pad_ids
 
 DATASETS = ("rt-polarity", "trec", "files")
 # What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
@@ -72,40 +72,69 @@ class DataConfig:
         check_common_data_fields(self)
 
 
+# Characters kept per word for the character CNN: longer tokens (URLs, "-------") are cut; 99.9 % of MR and TREC
+# tokens are shorter.  Fixed, so that a trained model spells words at prediction time as it did in training.
+MAX_WORD_CHARS = 20
+
+
 @dataclass
 class Preprocessing:
-    """The vocabulary, the label names (id order) and whether inputs are lower-cased."""
+    """The vocabulary, the label names (id order), whether inputs are lower-cased, and the character vocabulary
+    when the model spells its words (``model.char_embedding_size > 0``)."""
 
     vocab: Vocab
     labels: list[str]
     lowercase: bool = False
+    chars: Vocab | None = None
+
+    def words(self, tokens: list[str]) -> list[str]:
+        return lowercase(tokens) if self.lowercase else tokens
 
     def encode(self, tokens: list[str]) -> list[int]:
-        return self.vocab.encode(lowercase(tokens) if self.lowercase else tokens)
+        return self.vocab.encode(self.words(tokens))
+
+    def spell(self, tokens: list[str]) -> list[list[int]]:
+        """Character ids of every word (the same casing the word vocabulary sees); an unseen character is <unk>,
+        a word is never empty (a token always has a character), so only padding is all zeros."""
+        assert self.chars is not None, "spell() needs a character vocabulary"
+        return [self.chars.encode(list(word[:MAX_WORD_CHARS])) for word in self.words(tokens)]
 
     def text_files(self) -> dict[str, Any]:
-        return {"vocab.txt": self.vocab, "labels.txt": self.labels}
+        files = {"vocab.txt": self.vocab, "labels.txt": self.labels}
+        return {**files, "chars.txt": self.chars} if self.chars is not None else files
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vocab": self.vocab.to_dict(), "labels": self.labels, "lowercase": self.lowercase}
+        data = {"vocab": self.vocab.to_dict(), "labels": self.labels, "lowercase": self.lowercase}
+        return {**data, "chars": self.chars.to_dict()} if self.chars is not None else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
-        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), bool(data["lowercase"]))
+        chars = Vocab.from_dict(data["chars"]) if data.get("chars") else None  # older model dirs have none
+        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), bool(data["lowercase"]), chars)
 
 
 read_labelled_file = read_labelled_tsv  # what `seqlab evaluate --file` reads for this task
 
 
 def build_model(config: RunConfig, pre: Preprocessing) -> torch.nn.Module:
-    return build_classifier(config.model.options, len(pre.vocab), len(pre.labels))
+    char_vocab_size = len(pre.chars) if pre.chars is not None else 0
+    return build_classifier(config.model.options, len(pre.vocab), len(pre.labels), char_vocab_size)
+
+
+def build_preprocessing(config: RunConfig, train: Sequence[LabelledExample]) -> Preprocessing:
+    """Vocabularies from the training split only: words (``min_freq``, ``max_vocab``) and, for a model that spells
+    its words, every character of every training word (so test words unseen as words still get a spelling)."""
+    data = config.data
+    words = [lowercase(e.tokens) if data.lowercase else e.tokens for e in train]
+    vocab = Vocab.build(words, data.min_freq, data.max_vocab or None)
+    chars = Vocab.build(list(word) for sentence in words for word in sentence) if config.model.options.uses_chars \
+        else None
+    return Preprocessing(vocab, sorted({e.label for e in train}), data.lowercase, chars)
 
 
 def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     splits, data = load_splits(config.data), config.data
-    words = (lowercase(e.tokens) if data.lowercase else e.tokens for e in splits["train"])
-    vocab = Vocab.build(words, data.min_freq, data.max_vocab or None)
-    pre = Preprocessing(vocab, sorted({e.label for e in splits["train"]}), data.lowercase)
+    pre = build_preprocessing(config, splits["train"])
     objective, validate = ClassificationObjective(), None
     if splits["valid"]:
         valid_batches = classification_batches(splits["valid"], pre, data.batch_size, shuffle=False).epoch_batches(0)
@@ -151,27 +180,43 @@ def test_scores(loaded: LoadedModel, config: RunConfig) -> dict[str, float] | No
 @torch.no_grad()
 def classify(loaded: LoadedModel, sentences: list[list[str]], batch_size: int = 64) -> list[str]:
     """The predicted label name of every tokenised sentence, in input order."""
-    pre, model = loaded.preprocessing, loaded.model
-    device = next(model.parameters()).device
-
-    def apply(ids: torch.Tensor, mask: torch.Tensor) -> list[int]:
-        return model(ids.to(device), mask.to(device)).argmax(-1).tolist()
-
-    return [pre.labels[i] for i in run_batched([pre.encode(s) for s in sentences], batch_size, apply)]
+    pre = loaded.preprocessing
+    check_batch_size(batch_size)
+    # unlabelled: any training label stands in; predict() reads only the inputs and gives example order back
+    examples = [LabelledExample(tokens, pre.labels[0]) for tokens in sentences]
+    batches = classification_batches(examples, pre, batch_size, shuffle=False).epoch_batches(0)
+    return [pre.labels[i] for i in ClassificationObjective().predict(loaded.model, batches)]
 
 
 # ------------------------------------------------------------------------------------------------ batches and loss
 @dataclass
 class ClassificationBatch:
-    """ids (B, S), mask (B, S) bool, labels (B,), indices (B,): positions of the examples in their list."""
+    """ids (B, S), mask (B, S) bool, labels (B,), indices (B,): positions of the examples in their list;
+    char_ids (B, S, W) when the model spells its words (0 = padding, both past a word's end and at padding words)."""
 
     ids: torch.Tensor
     mask: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
+    char_ids: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "ClassificationBatch":
-        return ClassificationBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ClassificationBatch(**{k: v.to(device) if v is not None else None for k, v in moved.items()})
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """What the model's forward takes: (ids, mask) or (ids, mask, char_ids)."""
+        return (self.ids, self.mask) if self.char_ids is None else (self.ids, self.mask, self.char_ids)
+
+
+def pad_spellings(spellings: list[list[list[int]]], width: int) -> torch.Tensor:
+    """Per sentence, per word, character ids -> (B, width, W) long, zero-padded on both axes."""
+    longest = max((len(chars) for words in spellings for chars in words), default=1)
+    char_ids = torch.zeros(len(spellings), width, longest, dtype=torch.long)
+    for row, words in enumerate(spellings):
+        for column, chars in enumerate(words):
+            char_ids[row, column, :len(chars)] = torch.tensor(chars, dtype=torch.long)
+    return char_ids
 
 
 def classification_batches(examples: Sequence[LabelledExample], pre: Preprocessing, batch_size: int,
@@ -181,11 +226,15 @@ def classification_batches(examples: Sequence[LabelledExample], pre: Preprocessi
     unknown = sorted({e.label for e in examples} - set(label_ids))
     if unknown:
         raise DataError(f"labels {unknown} are not among the {len(label_ids)} training labels")
-    encoded = [(pre.encode(e.tokens), label_ids[e.label]) for e in examples]
+    # (word ids, label, character ids per word or None)
+    encoded = [(pre.encode(e.tokens), label_ids[e.label], pre.spell(e.tokens) if pre.chars else None)
+               for e in examples]
 
-    def collate(items: list[tuple[list[int], int]], indices: list[int]) -> ClassificationBatch:
-        ids, mask = pad_ids([token_ids for token_ids, _ in items])
-        return ClassificationBatch(ids, mask, torch.tensor([label for _, label in items]), torch.tensor(indices))
+    def collate(items: list[tuple[list[int], int, Any]], indices: list[int]) -> ClassificationBatch:
+        ids, mask = pad_ids([token_ids for token_ids, _, _ in items])
+        char_ids = pad_spellings([chars for _, _, chars in items], ids.size(1)) if pre.chars else None
+        return ClassificationBatch(ids, mask, torch.tensor([label for _, label, _ in items]), torch.tensor(indices),
+                                   char_ids)
 
     return Batches(encoded, collate, batch_size, shuffle, seed, sort_key=lambda item: len(item[0]))
 
@@ -194,7 +243,7 @@ class ClassificationObjective:
     """Cross-entropy summed over the examples of a batch; the count is the number of examples."""
 
     def loss(self, model: torch.nn.Module, batch: ClassificationBatch) -> tuple[torch.Tensor, int]:
-        logits = model(batch.ids, batch.mask)  # (B, C)
+        logits = model(*batch.inputs())  # (B, C)
         return F.cross_entropy(logits.float(), batch.labels, reduction="sum"), batch.labels.numel()
 
     @torch.no_grad()
@@ -204,7 +253,7 @@ class ClassificationObjective:
         with evaluating(model) as device:
             for batch in batches:
                 batch = batch.to(device)
-                for index, label in zip(batch.indices.tolist(), model(batch.ids, batch.mask).argmax(-1).tolist()):
+                for index, label in zip(batch.indices.tolist(), model(*batch.inputs()).argmax(-1).tolist()):
                     by_index[index] = label
         return [by_index[i] for i in sorted(by_index)]
 
@@ -215,7 +264,7 @@ class ClassificationObjective:
             total, count, gold, predicted = 0.0, 0, [], []
             for batch in batches:
                 batch = batch.to(device)
-                logits = model(batch.ids, batch.mask)
+                logits = model(*batch.inputs())
                 total += float(F.cross_entropy(logits.float(), batch.labels, reduction="sum"))
                 count += batch.labels.numel()
                 gold += batch.labels.tolist()

@@ -126,3 +126,15 @@ def test_unknown_test_label_is_a_data_error():
 def test_config_errors_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=f"^{key}"):
         ClassifierConfig(**changes)
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "gru"])
+def test_embedding_init_range_draws_kim_uniform_vectors_with_a_zero_padding_row(encoder):
+    torch.manual_seed(0)
+    model = build_classifier(small_config(encoder=encoder, embedding_size=50, embedding_init_range=0.25), 200, 2)
+    weight = model.embedding.weight
+    assert torch.equal(weight[0], torch.zeros(50))
+    assert weight.abs().max() <= 0.25 and weight[1:].abs().max() > 0.24  # uniform, not N(0, 1)
+    assert build_classifier(small_config(encoder=encoder, embedding_size=50), 200, 2).embedding.weight.abs().max() > 1
+    with pytest.raises(ConfigError, match="^embedding_init_range"):
+        small_config(encoder="transformer", embedding_init_range=0.25)
