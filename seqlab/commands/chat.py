@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Iterable, Iterator
 
-from seqlab.commands.shared import add_quantize_argument, decode_config_from_args
+from seqlab.commands.shared import add_quantize_argument, add_search_arguments, decode_config_from_args
 from seqlab.errors import SeqlabError
 
 HELP = "talk to a trained dialogue model (keeps the history; /reset starts over)"
@@ -25,13 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", help="turns, one per line (blank line: a new dialogue); default stdin")
     parser.add_argument("--history", type=int, help="turns of context per reply (default: the model's)")
     parser.add_argument("--reset", action="store_true", help="forget the history after every reply")
-    parser.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the model's decode config)")
-    parser.add_argument("--sample", action="store_true", help="sample the reply (with --temperature/--top-k/--top-p)")
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--top-k", type=int)
-    parser.add_argument("--top-p", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--max-len", type=int)
+    add_search_arguments(parser, nbest=False)  # one reply per turn
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
     add_quantize_argument(parser)
 

@@ -12,6 +12,20 @@ from typing import Any, Iterator, Sequence
 from seqlab.utils import atomic_write
 
 
+def add_search_arguments(parser: argparse.ArgumentParser, nbest: bool = True) -> None:
+    """The search flags that ``decode_config_from_args`` reads; absent ones keep the model's decode section."""
+    parser.add_argument("--beam", type=int, help="beam size (>1 switches to beam search, 1 to greedy)")
+    parser.add_argument("--alpha", type=float, help="length normalisation exponent (score = log p / L^alpha)")
+    if nbest:
+        parser.add_argument("--nbest", type=int, help="print the N best hypotheses, tab-separated with scores")
+    parser.add_argument("--max-len", type=int, help="maximum output length in tokens")
+    parser.add_argument("--sample", action="store_true", help="sample instead of searching")
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-k", type=int)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--seed", type=int)
+
+
 def add_quantize_argument(parser: argparse.ArgumentParser) -> None:
     """``--quantize int8`` (checked by ``load_model_dir``, so a bad value is a one-line error, not argparse's
     usage block)."""

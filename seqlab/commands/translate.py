@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from seqlab.commands.shared import add_ensemble_arguments, add_quantize_argument
+from seqlab.commands.shared import add_ensemble_arguments, add_quantize_argument, add_search_arguments
 from seqlab.utils import atomic_write, check_output_path
 
 HELP = "translate lines with a trained model (stdin/stdout by default)"
@@ -23,15 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", help="input file, one sentence per line (default: stdin)")
     parser.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    parser.add_argument("--beam", type=int, help="beam size (>1 switches to beam search)")
-    parser.add_argument("--alpha", type=float, help="length normalisation exponent (score = log p / L^alpha)")
-    parser.add_argument("--nbest", type=int, help="print the N best hypotheses, tab-separated with scores")
-    parser.add_argument("--max-len", type=int, help="maximum output length in tokens")
-    parser.add_argument("--sample", action="store_true", help="sample instead of searching")
-    parser.add_argument("--temperature", type=float)
-    parser.add_argument("--top-k", type=int)
-    parser.add_argument("--top-p", type=float)
-    parser.add_argument("--seed", type=int)
+    add_search_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",

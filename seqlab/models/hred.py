@@ -57,14 +57,14 @@ class HREDConfig(RNNSeq2SeqConfig):
 class HREDMemory:
     """What ``HRED.encode`` returns.  hidden/cell (L, B, dirs*H): the context RNN after the last turn; turns
     (B, N, dirs*H) and turn_mask (B, N): its state after each turn; tokens (B, N*S, dirs*H) and token_mask
-    (B, N*S): every utterance-encoder output, turn after turn."""
+    (B, N*S): every utterance-encoder output, turn after turn (only when attention reads them: None otherwise)."""
 
     hidden: torch.Tensor
     cell: torch.Tensor | None
     turns: torch.Tensor
     turn_mask: torch.Tensor
-    tokens: torch.Tensor
-    token_mask: torch.Tensor
+    tokens: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
 
 
 class HRED(RNNSeq2Seq):
@@ -90,12 +90,15 @@ class HRED(RNNSeq2Seq):
         vectors = self._per_layer(utterances.hidden)[-1]  # (M, dirs*H): top layer, both directions
         turn_vectors = vectors.new_zeros(batch, turns, vectors.size(-1))
         turn_vectors[turn_mask] = vectors
-        token_states = utterances.outputs.new_zeros(batch, turns, *utterances.outputs.shape[1:])
-        token_states[turn_mask] = utterances.outputs  # (B, N, S, dirs*H)
-        token_mask = src_mask & turn_mask[:, :, None]
         states, final = encode_packed(self.context_encoder, self.dropout(turn_vectors), turn_mask.sum(dim=1))
         hidden, cell = final if isinstance(final, tuple) else (final, None)  # (L, B, dirs*H)
-        return HREDMemory(hidden, cell, states, turn_mask, token_states.flatten(1, 2), token_mask.flatten(1))
+        memory = HREDMemory(hidden, cell, states, turn_mask)
+        if self.attention is not None and self.config.attend_to == "tokens":  # a (B, N*S, dirs*H) copy otherwise unused
+            token_states = utterances.outputs.new_zeros(batch, turns, *utterances.outputs.shape[1:])
+            token_states[turn_mask] = utterances.outputs  # (B, N, S, dirs*H)
+            memory.tokens = token_states.flatten(1, 2)
+            memory.token_mask = (src_mask & turn_mask[:, :, None]).flatten(1)  # (B, N*S)
+        return memory
 
     def init_state(self, memory: HREDMemory, src_mask: torch.Tensor) -> RNNDecoderState:  # type: ignore[override]
         config = self.config
@@ -104,7 +107,7 @@ class HRED(RNNSeq2Seq):
         if config.cell == "lstm":  # no tanh on the cell's bridge: an LSTM's cell state is not squashed
             cell = self._bridged(memory.cell, self.bridge_cell, squash=False)
         context = memory.hidden[-1] if self.attention is None and config.feed_context else None  # (B, dirs*H)
-        states, mask = ((memory.tokens, memory.token_mask) if config.attend_to == "tokens"
+        states, mask = ((memory.tokens, memory.token_mask) if memory.tokens is not None
                         else (memory.turns, memory.turn_mask))
         keys, attentional = None, None
         if self.attention is not None:
