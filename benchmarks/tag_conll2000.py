@@ -15,14 +15,14 @@ no published anchor for it; a BiLSTM reaches about 97 % on gold WSJ tags with ch
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
 
 import torch
 
 from classify_real import tree_note
-from common import ROOT, git_commit, machine
+from common import ROOT, git_commit, machine, write_result
 
 ANCHORS = {"chunk": ("chunk_f1", 94.46, "BiLSTM-CRF, Huang et al. 2015 (Senna embeddings + POS features)"),
            "pos": ("accuracy", 97.0, "approximate BiLSTM figure on gold WSJ POS; this column is Brill output")}
@@ -31,14 +31,19 @@ ANCHORS = {"chunk": ("chunk_f1", 94.46, "BiLSTM-CRF, Huang et al. 2015 (Senna em
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--column", choices=sorted(ANCHORS), default="chunk")
+    parser.add_argument("--config", help="a recipe (default: configs/conll2000_<column>.yaml)")
+    parser.add_argument("--name", help="names the run and its JSON (default: conll2000_<column>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--runs", default="runs/benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(1)  # a shared 2-core machine
     from seqlab.tasks import load_config, train
 
-    name = f"conll2000_{args.column}"
-    config = load_config(ROOT / "configs" / f"{name}.yaml", args.overrides)
+    name = args.name or f"conll2000_{args.column}"
+    recipe = args.config or f"configs/conll2000_{args.column}.yaml"
+    config = load_config(ROOT / recipe, args.overrides)
+    if config.data.column != args.column:
+        parser.error(f"{recipe} learns data.column {config.data.column!r}, not --column {args.column}")
     config.model_dir = str(ROOT / args.runs / name)
     wall = time.perf_counter()
     summary = train(config, overwrite=True)
@@ -48,16 +53,16 @@ def main() -> None:
         "name": name, "command": " ".join([sys.executable, *sys.argv]), "commit": git_commit(),
         "commit_note": tree_note(),
         "machine": machine(), "wall_seconds": round(time.perf_counter() - wall, 1),
-        "config": f"configs/{name}.yaml", "overrides": args.overrides,
+        "config": recipe, "overrides": args.overrides,
         f"test_{metric}_percent": round(figure, 2),
         "test": {k: round(100 * v, 2) for k, v in summary["test"].items() if isinstance(v, float)},
         "anchor": {"value": anchor, "what": anchor_note,
-                   "note": "no pretrained vectors or character features here: words only, random embeddings"},
+                   "note": "no pretrained vectors: embeddings start random; see model for what the tagger reads"},
+        "model": dataclasses.asdict(config.model.options),
         "ratio_to_anchor": round(figure / anchor, 3),
         "train": summary,
     }
-    out = ROOT / "benchmarks" / "results" / f"{name}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    write_result(name, record)
     print(f"{name}: test {metric} {figure:.2f} %; anchor {anchor} ({anchor_note}); ratio {figure / anchor:.3f}")
     print(f"reproduce: {record['command']}")
 

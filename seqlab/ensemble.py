@@ -113,7 +113,10 @@ class LabelEnsemble(nn.Module):
         self.members, self.how = nn.ModuleList(models), how
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The members' inputs -> log of the mean probabilities, or of the vote shares, (..., C)."""
+        """The members' inputs -> log of the mean probabilities, or of the vote shares, (..., C).  Trailing None
+        inputs (a tagger's optional ones that no member reads) are not passed on."""
+        while inputs and inputs[-1] is None:
+            inputs = inputs[:-1]
         scores = [m(*inputs).float() for m in self.members]
         log_probs = torch.stack([torch.log_softmax(s, -1) for s in scores])  # (M, ..., C)
         if self.how == "mean":
@@ -134,15 +137,16 @@ class LabelEnsemble(nn.Module):
             padded[row, :len(path)] = torch.tensor(path, dtype=torch.long)
         return padded
 
-    def loss_sum(self, ids: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    def loss_sum(self, ids: torch.Tensor, mask: torch.Tensor, tags: torch.Tensor,
+                 *extra: torch.Tensor | None) -> torch.Tensor:
         """Summed negative log of the ensemble's probability of every real token's gold tag."""
-        picked = self.forward(ids, mask).gather(-1, tags.unsqueeze(-1)).squeeze(-1)  # (B, S)
+        picked = self.forward(ids, mask, *extra).gather(-1, tags.unsqueeze(-1)).squeeze(-1)  # (B, S)
         return -picked.masked_select(mask).sum()
 
     @torch.no_grad()
-    def decode(self, ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    def decode(self, ids: torch.Tensor, mask: torch.Tensor, *extra: torch.Tensor | None) -> list[list[int]]:
         """The ensemble's tag of every real token (per-token argmax), one list per sentence."""
-        best = self.forward(ids, mask).argmax(-1).tolist()
+        best = self.forward(ids, mask, *extra).argmax(-1).tolist()
         return [row[:length] for row, length in zip(best, mask.sum(1).tolist())]
 
 

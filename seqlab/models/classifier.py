@@ -22,7 +22,7 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.contracts import PAD_ID
-from seqlab.nn.char_cnn import CharCNN
+from seqlab.nn.char_cnn import CharCNN, make_char_cnn
 from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.nn.rnn import CELL_NAMES, encode_packed, make_rnn
 from seqlab.nn.transformer import EncoderLayer, TokenEmbedding, padding_to_attention_mask
@@ -92,14 +92,6 @@ class ClassifierConfig:
     @property
     def uses_chars(self) -> bool:
         return self.char_embedding_size > 0
-
-
-def make_char_cnn(config: ClassifierConfig, char_vocab_size: int) -> CharCNN | None:
-    """The spelling encoder the config asks for, or None.  It sits beside ``embedding`` (not wrapped with it) so
-    checkpoints of word-only classifiers keep their parameter names."""
-    if not config.uses_chars:
-        return None
-    return CharCNN(char_vocab_size, config.char_embedding_size, config.char_filters, config.char_width)
 
 
 def embed_words(embedding: nn.Embedding, chars: CharCNN | None, ids: torch.Tensor,

@@ -12,6 +12,8 @@ the zero vector, and a word's vector never depends on how much character padding
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 
@@ -43,3 +45,19 @@ class CharCNN(nn.Module):
         # (no real character) comes out as exactly zero
         pooled = features.masked_fill(~touches_text.unsqueeze(1), 0.0).amax(-1)  # (N, F)
         return pooled.reshape(batch, words, -1)  # (B, S, F)
+
+
+class SpellingOptions(Protocol):
+    """The model-config fields that ask for character features (the classifier's and the tagger's)."""
+
+    char_embedding_size: int  # 0 = none
+    char_filters: int
+    char_width: int
+
+
+def make_char_cnn(config: SpellingOptions, char_vocab_size: int) -> CharCNN | None:
+    """The spelling encoder the config asks for, or None.  Models keep it beside their word ``embedding`` (not
+    wrapped with it), so checkpoints of word-only models keep their parameter names."""
+    if config.char_embedding_size <= 0:
+        return None
+    return CharCNN(char_vocab_size, config.char_embedding_size, config.char_filters, config.char_width)

@@ -32,7 +32,8 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, macro_f1
 from seqlab.models.classifier import ClassifierConfig, build_classifier
 from seqlab.run_dir import LoadedModel, TrainingRun
-from seqlab.tasks.batching import Batches, check_batch_size, check_common_data_fields, evaluating, lowercase, pad_ids
+from seqlab.tasks.batching import (Batches, check_batch_size, check_common_data_fields, evaluating, lowercase, pad_ids,
+                                   pad_spellings, spell)
 
 DATASETS = ("rt-polarity", "trec", "files")
 # What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
@@ -72,11 +73,6 @@ class DataConfig:
         check_common_data_fields(self)
 
 
-# Characters kept per word for the character CNN: longer tokens (URLs, "-------") are cut; 99.9 % of MR and TREC
-# tokens are shorter.  Fixed, so that a trained model spells words at prediction time as it did in training.
-MAX_WORD_CHARS = 20
-
-
 @dataclass
 class Preprocessing:
     """The vocabulary, the label names (id order), whether inputs are lower-cased, and the character vocabulary
@@ -97,7 +93,7 @@ class Preprocessing:
         """Character ids of every word (the same casing the word vocabulary sees); an unseen character is <unk>,
         a word is never empty (a token always has a character), so only padding is all zeros."""
         assert self.chars is not None, "spell() needs a character vocabulary"
-        return [self.chars.encode(list(word[:MAX_WORD_CHARS])) for word in self.words(tokens)]
+        return spell(self.chars, self.words(tokens))
 
     def text_files(self) -> dict[str, Any]:
         files = {"vocab.txt": self.vocab, "labels.txt": self.labels}
@@ -207,16 +203,6 @@ class ClassificationBatch:
     def inputs(self) -> tuple[torch.Tensor, ...]:
         """What the model's forward takes: (ids, mask) or (ids, mask, char_ids)."""
         return (self.ids, self.mask) if self.char_ids is None else (self.ids, self.mask, self.char_ids)
-
-
-def pad_spellings(spellings: list[list[list[int]]], width: int) -> torch.Tensor:
-    """Per sentence, per word, character ids -> (B, width, W) long, zero-padded on both axes."""
-    longest = max((len(chars) for words in spellings for chars in words), default=1)
-    char_ids = torch.zeros(len(spellings), width, longest, dtype=torch.long)
-    for row, words in enumerate(spellings):
-        for column, chars in enumerate(words):
-            char_ids[row, column, :len(chars)] = torch.tensor(chars, dtype=torch.long)
-    return char_ids
 
 
 def classification_batches(examples: Sequence[LabelledExample], pre: Preprocessing, batch_size: int,

@@ -31,7 +31,8 @@ from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy, chunk_f1, chunk_scores
 from seqlab.models.tagger import Tagger, TaggerConfig
 from seqlab.run_dir import LoadedModel, TrainingRun
-from seqlab.tasks.batching import Batches, check_common_data_fields, evaluating, lowercase, pad_ids, run_batched
+from seqlab.tasks.batching import (Batches, check_batch_size, check_common_data_fields, evaluating, length_batches,
+                                   lowercase, pad_ids, pad_spellings, spell)
 
 DATASETS = ("conll2000", "files")
 COLUMNS = ("chunk", "pos")
@@ -70,37 +71,78 @@ class DataConfig:
 
 @dataclass
 class Preprocessing:
-    """The word vocabulary, the tag names (id order), which column they come from, and lower-casing."""
+    """The word vocabulary, the tag names (id order), which column they come from, lower-casing, and the vocabularies
+    of the optional inputs: characters (``model.char_embedding_size > 0``) and POS tags (``model.pos_embedding_size
+    > 0``)."""
 
     vocab: Vocab
     labels: list[str]
     column: str = "chunk"
     lowercase: bool = False
+    chars: Vocab | None = None
+    pos: Vocab | None = None
+
+    def words(self, words: Sequence[str]) -> list[str]:
+        return lowercase(list(words)) if self.lowercase else list(words)
 
     def encode(self, words: Sequence[str]) -> list[int]:
-        return self.vocab.encode(lowercase(list(words)) if self.lowercase else list(words))
+        return self.vocab.encode(self.words(words))
+
+    def inputs(self, words: Sequence[str], pos_tags: Sequence[str] | None) -> TokenInputs:
+        """What the model reads of one sentence: word ids, and character ids / POS ids when it reads them."""
+        if self.pos is not None and pos_tags is None:
+            raise DataError("this tagger reads POS tags as input: give each token as word/POS")
+        return TokenInputs(self.encode(words), spell(self.chars, self.words(words)) if self.chars else None,
+                           self.pos.encode(list(pos_tags)) if self.pos is not None else None)
 
     def text_files(self) -> dict[str, Any]:
-        return {"vocab.txt": self.vocab, "labels.txt": self.labels}
+        optional = {"chars.txt": self.chars, "pos.txt": self.pos}
+        return {"vocab.txt": self.vocab, "labels.txt": self.labels,
+                **{name: vocab for name, vocab in optional.items() if vocab is not None}}
 
     def to_dict(self) -> dict[str, Any]:
         return {"vocab": self.vocab.to_dict(), "labels": self.labels, "column": self.column,
-                "lowercase": self.lowercase}
+                "lowercase": self.lowercase, **{name: getattr(self, name).to_dict() for name in ("chars", "pos")
+                                                if getattr(self, name) is not None}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Preprocessing":
-        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), data["column"], bool(data["lowercase"]))
+        optional = {name: Vocab.from_dict(data[name]) if data.get(name) else None for name in ("chars", "pos")}
+        return cls(Vocab.from_dict(data["vocab"]), list(data["labels"]), data["column"], bool(data["lowercase"]),
+                   **optional)
+
+
+@dataclass
+class TokenInputs:
+    """One sentence as the model reads it: word ids (S,), character ids per word, POS ids (S,) (None: not read)."""
+
+    ids: list[int]
+    chars: list[list[int]] | None = None
+    pos: list[int] | None = None
 
 
 def build_model(config: RunConfig, pre: Preprocessing) -> torch.nn.Module:
-    return Tagger(config.model.options, len(pre.vocab), len(pre.labels))
+    return Tagger(config.model.options, len(pre.vocab), len(pre.labels), len(pre.chars) if pre.chars else 0,
+                  len(pre.pos) if pre.pos else 0)
+
+
+def build_preprocessing(config: RunConfig, train: Sequence[TaggedSentence]) -> Preprocessing:
+    """Vocabularies from the training split only: words (``min_freq``, ``max_vocab``), and when the model reads them
+    every character of every training word (so unseen test words still get a spelling) and the POS tags."""
+    data, options = config.data, config.model.options
+    if options.pos_embedding_size and data.column == "pos":
+        raise ConfigError("model.pos_embedding_size: POS tags as input are for data.column: chunk (a POS tagger "
+                          "cannot read the tags it predicts)")
+    words = [lowercase(s.words) if data.lowercase else s.words for s in train]
+    chars = Vocab.build(list(word) for sentence in words for word in sentence) if options.uses_chars else None
+    pos = Vocab.build(s.pos_tags for s in train) if options.pos_embedding_size else None
+    return Preprocessing(Vocab.build(words, data.min_freq, data.max_vocab or None), tag_names(data, train),
+                         data.column, data.lowercase, chars, pos)
 
 
 def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     splits, data = load_splits(config.data), config.data
-    words = (lowercase(s.words) if data.lowercase else s.words for s in splits["train"])
-    pre = Preprocessing(Vocab.build(words, data.min_freq, data.max_vocab or None), tag_names(data, splits["train"]),
-                        data.column, data.lowercase)
+    pre = build_preprocessing(config, splits["train"])
     objective, validate = TaggingObjective(pre.labels), None
     if splits["valid"]:
         valid_batches = tagging_batches(splits["valid"], pre, data.batch_size, shuffle=False).epoch_batches(0)
@@ -154,7 +196,7 @@ def score_tags(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
 def evaluate(loaded: LoadedModel, sentences: Sequence[TaggedSentence], batch_size: int = 64) -> dict[str, Any]:
     """Token accuracy (and chunk P/R/F1) of the predicted tags against the gold ones of ``sentences``."""
     column = loaded.preprocessing.column
-    predicted = tag(loaded, [s.words for s in sentences], batch_size)
+    predicted = tag(loaded, [s.words for s in sentences], batch_size, [s.pos_tags for s in sentences])
     gold = [getattr(s, f"{column}_tags") for s in sentences]
     return {"column": column, "sentences": len(sentences), "tokens": sum(len(tags) for tags in gold),
             **score_tags(gold, predicted, column)}
@@ -166,54 +208,91 @@ def test_scores(loaded: LoadedModel, config: RunConfig) -> dict[str, Any] | None
 
 
 @torch.no_grad()
-def tag(loaded: LoadedModel, sentences: Sequence[Sequence[str]], batch_size: int = 64) -> list[list[str]]:
-    """The predicted tag names of every tokenised sentence (Viterbi with a CRF), in input order."""
+def tag(loaded: LoadedModel, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+        pos_tags: Sequence[Sequence[str]] | None = None) -> list[list[str]]:
+    """The predicted tag names of every tokenised sentence (Viterbi with a CRF), in input order.
+
+    A model that reads POS tags takes them from ``pos_tags``, or else from tokens written ``word/POS`` (split at
+    the last ``/``), which is how the CLI and the server pass them."""
     pre, model = loaded.preprocessing, loaded.model
     device = next(model.parameters()).device
+    if pre.pos is not None and pos_tags is None:
+        sentences, pos_tags = split_pos_tokens(sentences)
+    items = [pre.inputs(words, pos_tags[i] if pos_tags is not None else None) for i, words in enumerate(sentences)]
+    check_batch_size(batch_size)
+    outputs: list[list[str]] = [[] for _ in items]
+    for chunk in length_batches([item.ids for item in items], batch_size):
+        batch = collate_inputs([items[i] for i in chunk]).to(device)
+        for index, tags in zip(chunk, model.decode(batch.ids, batch.mask, *batch.extra())):
+            outputs[index] = [pre.labels[i] for i in tags]
+    return outputs
 
-    def apply(ids: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        return model.decode(ids.to(device), mask.to(device))
 
-    return [[pre.labels[i] for i in tags] for tags in run_batched([pre.encode(s) for s in sentences], batch_size,
-                                                                   apply)]
+def split_pos_tokens(sentences: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """``word/POS`` tokens -> (words, POS tags); a token without ``/POS`` -> DataError naming it."""
+    words, tags = [], []
+    for number, sentence in enumerate(sentences, 1):
+        pairs = [token.rpartition("/") for token in sentence]
+        bad = [token for token, (word, slash, _) in zip(sentence, pairs) if not (word and slash)]
+        if bad:
+            raise DataError(f"sentence {number}: token {bad[0]!r} is not word/POS (this tagger reads POS tags)")
+        words.append([word for word, _, _ in pairs])
+        tags.append([pos for _, _, pos in pairs])
+    return words, tags
 
 
 # ------------------------------------------------------------------------------------------------ batches and loss
 @dataclass
 class TaggingBatch:
-    """ids (B, S), mask (B, S) bool, tags (B, S) (0 at padding, masked out of the loss), indices (B,)."""
+    """ids (B, S), mask (B, S) bool, tags (B, S) (0 at padding, masked out of the loss), indices (B,); char_ids
+    (B, S, W) and pos_ids (B, S) when the model reads them."""
 
     ids: torch.Tensor
     mask: torch.Tensor
     tags: torch.Tensor
     indices: torch.Tensor
+    char_ids: torch.Tensor | None = None
+    pos_ids: torch.Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
         return int(self.mask.sum())
 
+    def extra(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The optional inputs, in the order the tagger's ``forward`` / ``loss_sum`` / ``decode`` take them."""
+        return self.char_ids, self.pos_ids
+
     def to(self, device: torch.device | str) -> "TaggingBatch":
-        return TaggingBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return TaggingBatch(**{k: v.to(device) if v is not None else None for k, v in moved.items()})
+
+
+def collate_inputs(items: Sequence[TokenInputs], tags: Sequence[list[int]] | None = None,
+                   indices: Sequence[int] = ()) -> TaggingBatch:
+    """Pad sentences into one batch (tags all 0 when not given: prediction)."""
+    ids, mask = pad_ids([item.ids for item in items])
+    tag_ids = pad_ids(list(tags))[0] if tags is not None else torch.zeros_like(ids)
+    char_ids = pad_spellings([item.chars for item in items], ids.size(1)) if items[0].chars is not None else None
+    pos_ids = pad_ids([item.pos for item in items])[0] if items[0].pos is not None else None
+    return TaggingBatch(ids, mask, tag_ids, torch.tensor(list(indices), dtype=torch.long), char_ids, pos_ids)
 
 
 def tagging_batches(sentences: Sequence[TaggedSentence], pre: Preprocessing, batch_size: int,
                     shuffle: bool = True, seed: int = 0) -> Batches:
-    """Numericalise words and the tags of the model's column ("chunk" or "pos") once, then batch sentences of
-    similar length together."""
+    """Numericalise words (and characters, POS tags) and the tags of the model's column ("chunk" or "pos") once,
+    then batch sentences of similar length together."""
     tag_ids, column, encoded = {tag: i for i, tag in enumerate(pre.labels)}, pre.column, []
     for number, sentence in enumerate(sentences):
         tags = getattr(sentence, f"{column}_tags")
         unknown = [tag for tag in tags if tag not in tag_ids]
         if unknown:
             raise DataError(f"sentence {number}: {column} tag {unknown[0]!r} is not in the tag set")
-        encoded.append((pre.encode(sentence.words), [tag_ids[tag] for tag in tags]))
+        encoded.append((pre.inputs(sentence.words, sentence.pos_tags), [tag_ids[tag] for tag in tags]))
 
-    def collate(items: list[tuple[list[int], list[int]]], indices: list[int]) -> TaggingBatch:
-        ids, mask = pad_ids([word_ids for word_ids, _ in items])
-        tags, _ = pad_ids([tag_seq for _, tag_seq in items])
-        return TaggingBatch(ids, mask, tags, torch.tensor(indices))
+    def collate(items: list[tuple[TokenInputs, list[int]]], indices: list[int]) -> TaggingBatch:
+        return collate_inputs([inputs for inputs, _ in items], [tags for _, tags in items], indices)
 
-    return Batches(encoded, collate, batch_size, shuffle, seed, sort_key=lambda item: len(item[0]))
+    return Batches(encoded, collate, batch_size, shuffle, seed, sort_key=lambda item: len(item[0].ids))
 
 
 class TaggingObjective:
@@ -223,7 +302,7 @@ class TaggingObjective:
         self.tag_names = list(tag_names)
 
     def loss(self, model: torch.nn.Module, batch: TaggingBatch) -> tuple[torch.Tensor, int]:
-        return model.loss_sum(batch.ids, batch.mask, batch.tags), batch.num_tokens
+        return model.loss_sum(batch.ids, batch.mask, batch.tags, *batch.extra()), batch.num_tokens
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, batches: Sequence[TaggingBatch]) -> dict[str, float]:
@@ -232,9 +311,9 @@ class TaggingObjective:
             total, count, gold, predicted = 0.0, 0, [], []
             for batch in batches:
                 batch = batch.to(device)
-                total += float(model.loss_sum(batch.ids, batch.mask, batch.tags))
+                total += float(model.loss_sum(batch.ids, batch.mask, batch.tags, *batch.extra()))
                 count += batch.num_tokens
-                predicted += model.decode(batch.ids, batch.mask)
+                predicted += model.decode(batch.ids, batch.mask, *batch.extra())
                 gold += [row[:length] for row, length in zip(batch.tags.tolist(), batch.mask.sum(1).tolist())]
         flat_gold = [tag for sentence in gold for tag in sentence]
         flat_predicted = [tag for sentence in predicted for tag in sentence]
