@@ -38,6 +38,7 @@ class CaptionerConfig:
     attention_size: int = 128
     dropout: float = 0.2
     init: str = "default"  # a scheme of seqlab.nn.init, applied to the decoder (the CNN keeps PyTorch's)
+    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
 
     def __post_init__(self) -> None:
         if isinstance(self.cnn, dict):  # from YAML
@@ -94,7 +95,7 @@ class Captioner(nn.Module):
         self.output = nn.Linear(hidden + context_size, vocab_size)
         for name, child in self.named_children():
             if name != "encoder":  # Kaiming-style conv defaults suit the ReLU CNN better than the RNN schemes
-                init_weights(child, config.init)
+                init_weights(child, config.init, bias=config.init_bias)
 
     # ---------------------------------------------------------------------------------- decoding interface
     def encode(self, images: torch.Tensor, src_mask: torch.Tensor | None = None) -> CaptionMemory:

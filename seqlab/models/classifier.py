@@ -59,6 +59,7 @@ class ClassifierConfig:
     # docs/RESULTS_CLASSIFY.md)
     embedding_init_range: float = 0.0  # > 0: word embeddings from U(-range, range), after init; 0 = as init leaves them
     init: str = "default"  # a scheme of seqlab.nn.init (the Transformer keeps its own Xavier init by default)
+    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(self.kernel_sizes)
@@ -178,7 +179,7 @@ class TextClassifier(nn.Module):
         self.attention_query = nn.Linear(output_size, 1, bias=False) if config.pooling == "attention" else None
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(output_size, num_classes)
-        init_weights(self, config.init)
+        init_weights(self, config.init, bias=config.init_bias)
         if config.encoder != "transformer":
             init_embedding(self.embedding, config.embedding_init_range)
 
@@ -229,7 +230,7 @@ class CNNTextClassifier(nn.Module):
             for width in config.kernel_sizes)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.num_filters * len(config.kernel_sizes), num_classes)
-        init_weights(self, config.init)
+        init_weights(self, config.init, bias=config.init_bias)
         init_embedding(self.embedding, config.embedding_init_range)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, char_ids: torch.Tensor | None = None) -> torch.Tensor:

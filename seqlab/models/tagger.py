@@ -47,6 +47,7 @@ class TaggerConfig:
     dropout: float = 0.3
     crf: bool = False
     init: str = "default"  # a scheme of seqlab.nn.init
+    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
     # character-CNN features of each word's spelling (seqlab.nn.char_cnn); 0 = words only
     char_embedding_size: int = 0  # size of a character embedding
     char_filters: int = 50  # character features per word
@@ -149,7 +150,7 @@ class Tagger(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size * (2 if config.bidirectional else 1), num_tags)
         self.crf = CRF(num_tags) if config.crf else None
-        init_weights(self, config.init)
+        init_weights(self, config.init, bias=config.init_bias)
 
     def embed(self, ids: torch.Tensor, mask: torch.Tensor, char_ids: torch.Tensor | None = None,
               pos_ids: torch.Tensor | None = None) -> torch.Tensor:

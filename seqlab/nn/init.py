@@ -42,6 +42,9 @@ def init_weights(module: nn.Module, scheme: str = "xavier", uniform_range: float
         raise ConfigError(f"init: must be one of {list(INIT_SCHEMES)}, got {scheme!r}")
     if scheme == "uniform" and uniform_range <= 0:
         raise ConfigError(f"uniform_range: must be > 0, got {uniform_range}")
+    if bias and scheme in ("uniform", "default"):
+        raise ConfigError(f"init_bias: init {scheme!r} sets its own biases; a start value of {bias} needs one of "
+                          f"xavier, kaiming, lecun, orthogonal, orthogonal_all")
     with torch.no_grad():
         for child in module.modules():
             if scheme != "default":

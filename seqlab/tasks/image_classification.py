@@ -24,6 +24,7 @@ from seqlab.config import RunConfig
 from seqlab.errors import ConfigError, DataError
 from seqlab.metrics.classification import accuracy
 from seqlab.nn.cnn import CNNConfig, CNNEncoder, _map_size
+from seqlab.nn.init import INIT_SCHEMES, init_weights
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.tasks.batching import Batches, evaluating
 
@@ -42,6 +43,8 @@ class ImageClassifierConfig:
     cnn: CNNConfig = field(default_factory=lambda: CNNConfig(in_channels=1, channels=(32, 64)))
     pad: int = 0
     dropout: float = 0.0
+    init: str = "default"  # a scheme of seqlab.nn.init for the whole net ("default": PyTorch's Kaiming-uniform convs)
+    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
 
     def __post_init__(self) -> None:
         if isinstance(self.cnn, dict):
@@ -51,6 +54,8 @@ class ImageClassifierConfig:
             raise ConfigError(f"pad: must be >= 0, got {self.pad}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.init not in INIT_SCHEMES:
+            raise ConfigError(f"init: must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
         try:  # refuse a net whose windows do not fit the padded image now, not at the first batch
             _map_size(self.cnn, IMAGE_SIZE + 2 * self.pad)
         except ValueError as error:
@@ -67,6 +72,7 @@ class ImageClassifier(nn.Module):
         self.encoder = CNNEncoder(config.cnn)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(self.encoder.out_channels, num_classes)
+        init_weights(self, config.init, bias=config.init_bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(F.pad(images, [self.pad] * 4))  # (B, D, H', W'); 0 = the training mean

@@ -227,3 +227,25 @@ def test_a_tagger_directory_is_not_a_classifier(capsys, tagger_dir, tmp_path):
     (tmp_path / "in.txt").write_text("the cat\n")
     assert_clean_error(*seqlab(capsys, "classify", "predict", tagger_dir / "model", tmp_path / "in.txt")[::2],
                        "'tagging' model")
+
+
+def test_a_tagger_that_spells_words_and_reads_pos_tags_end_to_end(capsys, tmp_path):
+    (tmp_path / "train.conll").write_text(conll_text(SENTENCES * 8))
+    data = {"train_file": str(tmp_path / "train.conll"), "valid_file": str(tmp_path / "train.conll"), "batch_size": 4}
+    model = {"cell": "gru", "embedding_size": 8, "hidden_size": 8, "dropout": 0.0, "crf": True,
+             "char_embedding_size": 4, "char_filters": 6, "pos_embedding_size": 4, "word_dropout": 0.1}
+    config = write_config(tmp_path / "config.yaml", "tagging", data, model, epochs=6)
+    assert cli.main(["train", str(config), "--model-dir", str(tmp_path / "model")]) == 0
+    assert {"chars.txt", "pos.txt"} <= {p.name for p in (tmp_path / "model").iterdir()}
+    # An unseen word ("bird") with its POS tag; the model reads the tokens as word/POS.
+    (tmp_path / "in.txt").write_text("the/DT bird/NN sat/VBD ./.\n")
+    code, out, _ = seqlab(capsys, "tag", "predict", tmp_path / "model", tmp_path / "in.txt")
+    assert code == 0 and out.split() == ["the/DT/B-NP", "bird/NN/I-NP", "sat/VBD/B-VP", "././O"]
+    (tmp_path / "plain.txt").write_text("the bird sat\n")
+    assert_clean_error(*seqlab(capsys, "tag", "predict", tmp_path / "model", tmp_path / "plain.txt")[::2],
+                       "token 'the' is not word/POS")
+    code, out, _ = seqlab(capsys, "evaluate", tmp_path / "model", "--file", tmp_path / "train.conll")
+    assert code == 0 and json.loads(out)["accuracy"] > 0.9
+    pos_config = write_config(tmp_path / "pos.yaml", "tagging", {**data, "column": "pos"}, model, epochs=1)
+    assert_clean_error(*seqlab(capsys, "train", pos_config, "--model-dir", tmp_path / "m2")[::2],
+                       "model.pos_embedding_size")

@@ -7,8 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from seqlab.models.rnn_seq2seq import RNNSeq2SeqConfig
+from seqlab.errors import ConfigError
+from seqlab.models.captioner import Captioner, CaptionerConfig
+from seqlab.models.classifier import ClassifierConfig, build_classifier
+from seqlab.models.rnn_seq2seq import RNNSeq2Seq, RNNSeq2SeqConfig
+from seqlab.models.tagger import Tagger, TaggerConfig
+from seqlab.nn.cnn import CNNConfig
 from seqlab.nn.init import init_weights
+from seqlab.tasks.image_classification import ImageClassifier, ImageClassifierConfig
 
 
 def _net() -> nn.Module:
@@ -38,12 +44,47 @@ def test_bias_option_starts_every_bias_at_the_value(scheme):
     assert torch.all(net["norm"].weight == 1)  # LayerNorm gain is not a bias
 
 
-def test_bias_defaults_to_zero_and_uniform_keeps_its_uniform_biases():
+def test_bias_defaults_to_zero_and_a_scheme_with_its_own_biases_refuses_a_start_value():
     net = _net()
     init_weights(net, "kaiming")
     assert torch.all(net["big"].bias == 0)
-    init_weights(net, "uniform", uniform_range=0.05, bias=0.1)
+    init_weights(net, "uniform", uniform_range=0.05)
     assert net["big"].bias.abs().max() <= 0.05
+    for scheme in ("uniform", "default"):  # they set biases themselves: a start value would be silently lost
+        with pytest.raises(ConfigError, match="^init_bias: init '" + scheme):
+            init_weights(net, scheme, bias=0.1)
+
+
+def _families() -> dict[str, nn.Module]:
+    """One model of every family with an ``init`` / ``init_bias`` option, all asking for kaiming + 0.1."""
+    chosen = {"init": "kaiming", "init_bias": 0.1}
+    return {
+        "seq2seq": RNNSeq2Seq(RNNSeq2SeqConfig(embedding_size=8, hidden_size=8, **chosen), 12, 12),
+        "tagger": Tagger(TaggerConfig(embedding_size=8, hidden_size=8, char_embedding_size=4, **chosen), 12, 5, 9),
+        "classifier": build_classifier(ClassifierConfig(encoder="gru", embedding_size=8, hidden_size=8, **chosen),
+                                       12, 3),
+        "kim_cnn": build_classifier(ClassifierConfig(encoder="cnn", embedding_size=8, **chosen), 12, 3),
+        "image_cnn": ImageClassifier(ImageClassifierConfig(cnn=CNNConfig(in_channels=1, channels=(4, 8)),
+                                                           **chosen), 10),
+        "captioner": Captioner(CaptionerConfig(cnn=CNNConfig(channels=(4, 8)), embedding_size=8, hidden_size=8,
+                                               **chosen), 12),
+    }
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "tagger", "classifier", "kim_cnn", "image_cnn", "captioner"])
+def test_every_model_family_starts_its_biases_at_init_bias(family):
+    torch.manual_seed(0)
+    model = _families()[family]
+    skip = "encoder." if family == "captioner" else "-"  # the captioner's CNN keeps PyTorch's init (documented)
+    biases = {name: p for name, p in model.named_parameters()
+              if (name.endswith("bias") or ".bias_" in name) and not name.startswith(skip)}
+    assert biases, "the family has no biases to check"
+    for name, parameter in biases.items():
+        lstm = next((m for n, m in model.named_modules() if name.startswith(n + ".") and isinstance(m, nn.LSTM)), None)
+        if lstm is not None:  # an LSTM's forget-gate slice is forget_bias's (0 here), the rest init_bias's
+            hidden = lstm.hidden_size
+            parameter = torch.cat([parameter[:hidden], parameter[2 * hidden:]])
+        assert torch.all(parameter == 0.1), name
 
 
 def test_orthogonal_all_makes_every_matrix_orthogonal():

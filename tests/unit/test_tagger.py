@@ -12,7 +12,8 @@ from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError, DataError
 from seqlab.models.tagger import CRF, Tagger, TaggerConfig
 from seqlab.metrics.classification import chunk_f1, chunks
-from seqlab.tasks.tagging import Preprocessing, TaggingObjective, tagging_batches
+from seqlab.tasks.tagging import (Preprocessing, TaggingObjective, collate_inputs, split_pos_tokens,
+                                  tagging_batches)
 
 
 def brute_force(crf: CRF, emissions: torch.Tensor, length: int) -> tuple[torch.Tensor, list[int]]:
@@ -134,5 +135,85 @@ def test_loss_count_is_the_number_of_tokens_and_unknown_tags_fail():
 @pytest.mark.parametrize("changes,key", [({"cell": "tcn"}, "cell"), ({"hidden_size": 0}, "hidden_size"),
                                          ({"dropout": 1.5}, "dropout"), ({"init": "ones"}, "init")])
 def test_config_errors_name_the_key(changes, key):
+    with pytest.raises(ConfigError, match=f"^{key}"):
+        TaggerConfig(**changes)
+
+
+# ------------------------------------------------------------------------------------------------ optional inputs
+def rich_pre(train: list[TaggedSentence]) -> Preprocessing:
+    words = [s.words for s in train]
+    return Preprocessing(Vocab.build(words), ["O", "B-NP", "I-NP", "B-VP", "I-VP"],
+                         chars=Vocab.build(list(w) for s in words for w in s), pos=Vocab.build(s.pos_tags for s in train))
+
+
+def rich_tagger(pre: Preprocessing, crf: bool = False, **changes) -> Tagger:
+    config = TaggerConfig(embedding_size=6, hidden_size=5, dropout=0.0, crf=crf, char_embedding_size=4,
+                          char_filters=3, pos_embedding_size=3, **changes)
+    return Tagger(config, len(pre.vocab), len(pre.labels), len(pre.chars), len(pre.pos))
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_spelling_and_pos_inputs_do_not_depend_on_padding(crf):
+    torch.manual_seed(0)
+    train = [TaggedSentence(["the", "cats"], ["DT", "NNS"], ["B-NP", "I-NP"]),
+             TaggedSentence(["a", "dog", "barked", "loudly"], ["DT", "NN", "VBD", "RB"], ["B-NP", "I-NP", "B-VP", "O"])]
+    pre = rich_pre(train)
+    model = rich_tagger(pre, crf).eval()
+    batch = tagging_batches(train, pre, 2, shuffle=False).epoch_batches(0)[0]
+    assert batch.char_ids.shape == (2, 4, 6) and batch.pos_ids.shape == (2, 4)  # "barked", "loudly": 6 letters
+    alone = tagging_batches(train[:1], pre, 1, shuffle=False).epoch_batches(0)[0]
+    short = batch.indices.tolist().index(0)
+    torch.testing.assert_close(model(batch.ids, batch.mask, *batch.extra())[short, :2],
+                               model(alone.ids, alone.mask, *alone.extra())[0])
+    together = model.loss_sum(batch.ids, batch.mask, batch.tags, *batch.extra())
+    apart = sum(model.loss_sum(b.ids, b.mask, b.tags, *b.extra())
+                for b in (alone, tagging_batches(train[1:], pre, 1, shuffle=False).epoch_batches(0)[0]))
+    torch.testing.assert_close(together, apart)
+    with pytest.raises(ValueError, match="char_ids"):
+        model(batch.ids, batch.mask)
+
+
+def test_an_unseen_word_is_spelled_and_the_pos_input_changes_the_output():
+    torch.manual_seed(0)
+    train = [TaggedSentence(["dogs", "bark"], ["NNS", "VBP"], ["B-NP", "B-VP"])]
+    pre = rich_pre(train)
+    model = rich_tagger(pre).eval()
+    unseen, other = pre.inputs(["barks", "dogs"], ["VBZ", "NNS"]), pre.inputs(["sbark", "dogs"], ["VBZ", "NNS"])
+    assert unseen.ids[0] == other.ids[0] == 1  # both <unk> as words ...
+    first, second = collate_inputs([unseen]), collate_inputs([other])
+    # ... but their spellings differ, so the tagger sees two different words
+    assert not torch.allclose(model(first.ids, first.mask, *first.extra()), model(second.ids, second.mask,
+                                                                                    *second.extra()))
+    swapped = collate_inputs([pre.inputs(["barks", "dogs"], ["NNS", "NNS"])])
+    assert not torch.allclose(model(first.ids, first.mask, *first.extra()), model(swapped.ids, swapped.mask,
+                                                                                    *swapped.extra()))
+    with pytest.raises(DataError, match="word/POS"):
+        pre.inputs(["dogs"], None)
+
+
+def test_word_dropout_trains_unk_and_is_off_in_evaluation():
+    torch.manual_seed(0)
+    model = Tagger(TaggerConfig(embedding_size=4, hidden_size=4, dropout=0.0, word_dropout=0.5), 10, 3)
+    ids = torch.tensor([[4, 5, 6, 7, 8, 9, 4, 5, 0, 0]])
+    mask = ids != 0
+    model.train()
+    embedded = model.embed(ids, mask)
+    unk = model.embedding.weight[1]
+    replaced = (embedded == unk).all(-1)[0]
+    assert 0 < int(replaced.sum()) < 8 and not replaced[8:].any()  # some words, never the padding
+    model.eval()
+    torch.testing.assert_close(model.embed(ids, mask), model.embedding(ids))
+
+
+def test_split_pos_tokens_and_its_error():
+    assert split_pos_tokens([["the/DT", "1/2/CD"]]) == ([["the", "1/2"]], [["DT", "CD"]])
+    with pytest.raises(DataError, match="sentence 2: token 'cat' is not word/POS"):
+        split_pos_tokens([["a/DT"], ["cat"]])
+
+
+@pytest.mark.parametrize("changes,key", [({"char_embedding_size": -1}, "char_embedding_size"),
+                                         ({"pos_embedding_size": -2}, "pos_embedding_size"),
+                                         ({"word_dropout": 1.0}, "word_dropout"), ({"char_width": 0}, "char_width")])
+def test_optional_input_config_errors_name_the_key(changes, key):
     with pytest.raises(ConfigError, match=f"^{key}"):
         TaggerConfig(**changes)
