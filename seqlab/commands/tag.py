@@ -22,7 +22,8 @@ TASK = "tagging"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = add_task_actions(parser)
-    add_predict_arguments(actions.add_parser("predict", help="tag one whitespace-tokenised sentence per line"))
+    add_predict_arguments(actions.add_parser(
+        "predict", help="tag one whitespace-tokenised sentence per line (word/POS tokens for a model that reads POS)"))
 
 
 def run(args: argparse.Namespace) -> int:
