@@ -106,6 +106,24 @@ def test_corpus_bleu_tokens_by_hand_with_five_references():
     assert scores["bleu_2"] == pytest.approx(100 * math.sqrt(3 / 5 * 2 / 4))
 
 
+def test_smoothing_only_matters_where_an_order_has_no_match():
+    """The caption figures before the task layer came from unsmoothed sacreBLEU; ``corpus_bleu_tokens`` uses its
+    default "exp" smoothing, which changes only an n-gram order without a single match.  So on any corpus where
+    every order matches (a 1,000-image test set always does) both give the same BLEU-1..4, and the older Flickr8k
+    figure stands; where an order has no match, unsmoothed BLEU is 0 and the smoothed one is not."""
+    hyps = [h.split() for h in HYPS]
+    refs = [[a.split(), b.split()] for a, b in zip(REFS, REFS_2)]
+    smoothed = corpus_bleu_tokens(hyps, refs)
+    for n in range(1, 5):
+        plain = sacrebleu.BLEU(tokenize="none", max_ngram_order=n, smooth_method="none").corpus_score(HYPS,
+                                                                                                  [REFS, REFS_2])
+        assert min(plain.counts[:n]) > 0 and smoothed[f"bleu_{n}"] == pytest.approx(plain.score)
+    no_trigram = corpus_bleu_tokens([["a", "dog", "x", "runs"]], [[["a", "dog", "runs", "fast"]]], max_n=3)
+    plain = sacrebleu.BLEU(tokenize="none", max_ngram_order=3, smooth_method="none").corpus_score(
+        ["a dog x runs"], [["a dog runs fast"]])
+    assert plain.score == 0 and no_trigram["bleu_3"] > 0
+
+
 def test_tokens_with_characters_13a_would_split_are_kept_whole():
     assert corpus_bleu_tokens([["don't", "stop"]], [[["don't", "stop"]]], max_n=2)["bleu_2"] == pytest.approx(100)
     assert corpus_bleu_tokens([["dont", "stop"]], [[["don't", "stop"]]], max_n=1)["bleu_1"] == pytest.approx(50)
