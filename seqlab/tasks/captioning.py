@@ -33,6 +33,7 @@ from seqlab.models.captioner import Captioner, CaptionerConfig
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.tasks.batching import Batches, evaluating, pad_ids
 from seqlab.train.loss import fused_output_layer, linear_cross_entropy_sum, token_nll_sum
+from seqlab.train.scheduled_sampling import ScheduledSamplingObjective
 
 # What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
 MODEL_CONFIGS = {"captioner": CaptionerConfig}
@@ -40,7 +41,7 @@ DEFAULT_ARCHITECTURE = "captioner"
 DEFAULTS: dict[str, Any] = {"model_dir": "runs/captioner", "decode": {"strategy": "beam", "beam_size": 3,
                                                                       "max_len": 30}}
 GENERATES = True
-SCHEDULED_SAMPLING = False
+SCHEDULED_SAMPLING = True
 
 
 @dataclass
@@ -100,11 +101,14 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     vocab = Vocab.build((c for item in train_images for c in item.captions), min_freq=data.min_freq)
     pre = Preprocessing(vocab, mean, std, data.image_size, data.lowercase)
     objective = CaptioningObjective(config.train.label_smoothing)
+    train_objective = (objective if config.train.scheduled_sampling == "none"
+                       else ScheduledSamplingObjective(config.train, caption_start))
     batches = grouped_caption_batches(train_images, vocab, train_loader, mean, std, data.images_per_batch,
                                       seed=config.train.seed)
     dev_batches = grouped_caption_batches(dev_images, vocab, dev_loader, mean, std, data.images_per_batch,
                                           shuffle=False).epoch_batches(0)
-    return TrainingRun(build_model(config, pre), objective, batches, lambda m: objective.evaluate(m, dev_batches),
+    return TrainingRun(build_model(config, pre), train_objective, batches,
+                       lambda m: objective.evaluate(m, dev_batches),
                        pre, {"train": len(train_images), "dev": len(dev_images)})
 
 
@@ -225,6 +229,12 @@ def grouped_caption_batches(images: Sequence[CaptionedImage], vocab: CaptionVoca
                             image_index)
 
     return Batches(examples, collate, images_per_batch, shuffle, seed)
+
+
+def caption_start(model: torch.nn.Module, batch: CaptionBatch) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Where scheduled sampling starts decoding a batch: every caption row's state (its image through the CNN
+    once per batch, as in teacher forcing), and the captions."""
+    return model.start_state(batch.images, batch.image_index), batch.tgt_in_ids, batch.tgt_out_ids
 
 
 class CaptioningObjective:
