@@ -10,6 +10,8 @@ to ``data.image_size`` and normalises them with the training images' channel mea
 ``data.cache_dir`` every split is decoded once into a uint8 ``.npy`` file that later epochs and runs memory-map.
 Every (image, caption) pair is a training example (6,000 x 5 = 30,000 per epoch); a batch holds
 ``images_per_batch`` images with all their captions, so each image goes through the CNN once per batch.
+With ``train.scheduled_sampling`` the decoder is fed its own predictions with a decaying probability
+(``caption_start`` starts the shared loop of ``seqlab.train.scheduled_sampling``).
 Evaluation reports corpus BLEU-1..4 (``seqlab.metrics.bleu.corpus_bleu_tokens``: cumulative BLEU-n by sacreBLEU,
 its default smoothing) of the searched captions against all references of each image.
 """

@@ -5,6 +5,8 @@ Data: ``seqlab.data.streams`` (PTB, The Time Machine, your own files; word or ch
 as 64 pixel tokens per image, ``seqlab.data.pixels``, scored in bits/pixel and sampled as images).  Training walks
 the stream in ``bptt``-token chunks, carrying the hidden state from one chunk to the next and detaching it so
 gradients stop at the chunk boundary (Zaremba et al. 2014); the state is reset at the start of every epoch.
+With ``train.scheduled_sampling`` an RNN LM reads each chunk token by token, fed its own predictions with a
+decaying probability (``LMObjective.sampled_loss``).
 Validation is the exact perplexity of the valid split.  Distributed: each worker reads every N-th of the
 ``batch_size`` stream columns.
 """
