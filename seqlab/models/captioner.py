@@ -147,10 +147,7 @@ class Captioner(nn.Module):
                       image_index: torch.Tensor | None = None) -> torch.Tensor:
         """What the output layer reads at every position, (B, T, D) (dropout applied): ``forward`` before the
         output projection, for a loss that fuses the projection (``linear_cross_entropy_sum``)."""
-        memory = self.encode(images)
-        if image_index is not None:
-            memory = memory.reorder(image_index)  # (I, ...) -> (B', ...): one row per caption
-        state = self.init_state(memory)
+        state = self.start_state(images, image_index)
         embedded = self.embedding(tgt_in_ids)  # (B, T, E)
         if not self.config.attention:
             return self._advance(embedded, state)[0]
@@ -159,6 +156,13 @@ class Captioner(nn.Module):
             step_hidden, state = self._advance(embedded[:, t:t + 1], state)  # (B, 1, D)
             hidden.append(step_hidden)
         return torch.cat(hidden, dim=1)
+
+    def start_state(self, images: torch.Tensor, image_index: torch.Tensor | None = None) -> CaptionState:
+        """The decoder state before <bos>, one row per caption: ``image_index`` as in ``forward``."""
+        memory = self.encode(images)
+        if image_index is not None:
+            memory = memory.reorder(image_index)  # (I, ...) -> (B', ...): one row per caption
+        return self.init_state(memory)
 
     def _advance(self, embedded: torch.Tensor, state: CaptionState) -> tuple[torch.Tensor, CaptionState]:
         """embedded (B, T, E) (T = 1 with attention) -> the output layer's inputs (B, T, D) and the state after

@@ -70,7 +70,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
         train=from_dict(TrainConfig, raw.get("train"), "train."),
         decode=from_dict(DecodeConfig, raw.get("decode"), "decode.") if module.GENERATES else None)
     if config.train.scheduled_sampling != "none" and not module.SCHEDULED_SAMPLING:
-        raise ConfigError(f"train.scheduled_sampling: task {config.task} cannot use it (translation can)")
+        raise ConfigError(f"train.scheduled_sampling: task {config.task} cannot use it "
+                          "(translation, lm and captioning can)")
     check_task(config)
     return config
 

@@ -10,6 +10,8 @@ to ``data.image_size`` and normalises them with the training images' channel mea
 ``data.cache_dir`` every split is decoded once into a uint8 ``.npy`` file that later epochs and runs memory-map.
 Every (image, caption) pair is a training example (6,000 x 5 = 30,000 per epoch); a batch holds
 ``images_per_batch`` images with all their captions, so each image goes through the CNN once per batch.
+With ``train.scheduled_sampling`` the decoder is fed its own predictions with a decaying probability
+(``caption_start`` starts the shared loop of ``seqlab.train.scheduled_sampling``).
 Evaluation reports corpus BLEU-1..4 (``seqlab.metrics.bleu.corpus_bleu_tokens``: cumulative BLEU-n by sacreBLEU,
 its default smoothing) of the searched captions against all references of each image.
 """
@@ -33,6 +35,7 @@ from seqlab.models.captioner import Captioner, CaptionerConfig
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.tasks.batching import Batches, evaluating, pad_ids
 from seqlab.train.loss import fused_output_layer, linear_cross_entropy_sum, token_nll_sum
+from seqlab.train.scheduled_sampling import ScheduledSamplingObjective
 
 # What the task table reads (seqlab.tasks): DataConfig, Preprocessing and these.
 MODEL_CONFIGS = {"captioner": CaptionerConfig}
@@ -40,7 +43,7 @@ DEFAULT_ARCHITECTURE = "captioner"
 DEFAULTS: dict[str, Any] = {"model_dir": "runs/captioner", "decode": {"strategy": "beam", "beam_size": 3,
                                                                       "max_len": 30}}
 GENERATES = True
-SCHEDULED_SAMPLING = False
+SCHEDULED_SAMPLING = True
 
 
 @dataclass
@@ -100,11 +103,14 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     vocab = Vocab.build((c for item in train_images for c in item.captions), min_freq=data.min_freq)
     pre = Preprocessing(vocab, mean, std, data.image_size, data.lowercase)
     objective = CaptioningObjective(config.train.label_smoothing)
+    train_objective = (objective if config.train.scheduled_sampling == "none"
+                       else ScheduledSamplingObjective(config.train, caption_start))
     batches = grouped_caption_batches(train_images, vocab, train_loader, mean, std, data.images_per_batch,
                                       seed=config.train.seed)
     dev_batches = grouped_caption_batches(dev_images, vocab, dev_loader, mean, std, data.images_per_batch,
                                           shuffle=False).epoch_batches(0)
-    return TrainingRun(build_model(config, pre), objective, batches, lambda m: objective.evaluate(m, dev_batches),
+    return TrainingRun(build_model(config, pre), train_objective, batches,
+                       lambda m: objective.evaluate(m, dev_batches),
                        pre, {"train": len(train_images), "dev": len(dev_images)})
 
 
@@ -225,6 +231,12 @@ def grouped_caption_batches(images: Sequence[CaptionedImage], vocab: CaptionVoca
                             image_index)
 
     return Batches(examples, collate, images_per_batch, shuffle, seed)
+
+
+def caption_start(model: torch.nn.Module, batch: CaptionBatch) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Where scheduled sampling starts decoding a batch: every caption row's state (its image through the CNN
+    once per batch, as in teacher forcing), and the captions."""
+    return model.start_state(batch.images, batch.image_index), batch.tgt_in_ids, batch.tgt_out_ids
 
 
 class CaptioningObjective:

@@ -5,6 +5,8 @@ Data: ``seqlab.data.streams`` (PTB, The Time Machine, your own files; word or ch
 as 64 pixel tokens per image, ``seqlab.data.pixels``, scored in bits/pixel and sampled as images).  Training walks
 the stream in ``bptt``-token chunks, carrying the hidden state from one chunk to the next and detaching it so
 gradients stop at the chunk boundary (Zaremba et al. 2014); the state is reset at the start of every epoch.
+With ``train.scheduled_sampling`` an RNN LM reads each chunk token by token, fed its own predictions with a
+decaying probability (``LMObjective.sampled_loss``).
 Validation is the exact perplexity of the valid split.  Distributed: each worker reads every N-th of the
 ``batch_size`` stream columns.
 """
@@ -36,12 +38,13 @@ from seqlab.models.build import build_lm
 from seqlab.models.rnn_lm import RNNLMState
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.train.loss import fused_output_layer, linear_cross_entropy_sum
+from seqlab.train.scheduled_sampling import ScheduledSamplingObjective
 
 # What the task table reads (seqlab.tasks): DataConfig, MODEL_CONFIGS (imported above), Preprocessing and these.
 DEFAULT_ARCHITECTURE = "rnn"
 DEFAULTS: dict[str, Any] = {}
 GENERATES = True
-SCHEDULED_SAMPLING = False
+SCHEDULED_SAMPLING = True  # the RNN LMs; ``check`` refuses the Transformer LM
 
 
 def check(config: RunConfig, world_size: int = 1) -> None:
@@ -49,6 +52,9 @@ def check(config: RunConfig, world_size: int = 1) -> None:
     if config.data.batch_size < world_size:
         raise ConfigError(f"data.batch_size: {config.data.batch_size} stream columns cannot be shared by "
                           f"{world_size} workers")
+    if config.train.scheduled_sampling != "none" and config.model.architecture != "rnn":
+        raise ConfigError("train.scheduled_sampling: needs model.architecture rnn (a Transformer LM reads each "
+                          "chunk in parallel, so cannot feed itself its own predictions)")
 
 
 def build_model(config: RunConfig, pre: "Preprocessing") -> torch.nn.Module:
@@ -57,17 +63,27 @@ def build_model(config: RunConfig, pre: "Preprocessing") -> torch.nn.Module:
 
 def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     pre, streams = prepare_lm(config.data)
-    return TrainingRun(build_model(config, pre), LMObjective(),
+    sampling = None if config.train.scheduled_sampling == "none" else ScheduledSamplingObjective(config.train)
+    return TrainingRun(build_model(config, pre), LMObjective(sampling),
                        BPTTBatches(streams["train"], config.data.batch_size, config.data.bptt),
                        lm_validator(streams["valid"], config.data.bptt, device), pre,
                        {split: len(stream) for split, stream in streams.items()})
 
 
 class LMObjective:
-    """Truncated BPTT: the hidden state flows from chunk to chunk (detached); transformers see each chunk alone."""
+    """Truncated BPTT: the hidden state flows from chunk to chunk (detached); transformers see each chunk alone.
 
-    def __init__(self):
+    With ``sampling`` (scheduled sampling, RNN LMs only) the chunk is read token by token and the input at t + 1
+    is the true token with probability ε, else the model's own prediction at t; the state still carries on.
+    """
+
+    def __init__(self, sampling: ScheduledSamplingObjective | None = None):
         self.state = None
+        self.sampling = sampling
+
+    def set_step(self, step: int) -> None:
+        if self.sampling is not None:  # scheduled sampling's decaying ε
+            self.sampling.set_step(step)
 
     def state_dict(self) -> dict[str, Any]:
         """The carried hidden state, which the checkpoints keep: a run resumed mid-epoch continues with it."""
@@ -79,6 +95,8 @@ class LMObjective:
         self.state = RNNLMState(saved["hidden"], saved.get("cell")) if saved else None
 
     def loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+        if self.sampling is not None:
+            return self.sampled_loss(model, batch)
         # With an ``output_layer`` the model yields the vectors it reads, (B, T, D), and the projection is fused
         # with the loss (no (B*T, V) logits kept); otherwise its forward yields the logits (B, T, V).
         output = fused_output_layer(model)
@@ -93,6 +111,15 @@ class LMObjective:
             loss = linear_cross_entropy_sum(out, output.weight, output.bias, batch.targets, ignore_index=None)
         else:
             loss = F.cross_entropy(out.reshape(-1, out.size(-1)).float(), batch.targets.reshape(-1), reduction="sum")
+        return loss, batch.targets.numel()
+
+    def sampled_loss(self, model: torch.nn.Module, batch: LMBatch) -> tuple[torch.Tensor, int]:
+        """Scheduled sampling over one chunk from the carried state (a fresh one at an epoch's start).  The
+        chunk's first input is always the true token: the previous chunk's last prediction is not fed on."""
+        state = None if batch.first else self.state
+        state = state or model.init_state(batch.inputs.size(0), batch.inputs.device)
+        loss, state = self.sampling.loss_from(model, state, batch.inputs, batch.targets)
+        self.state = state.detach()
         return loss, batch.targets.numel()
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from seqlab.config import RunConfig
 from seqlab.contracts import PAD_ID, Seq2SeqBatch
@@ -33,7 +32,7 @@ from seqlab.models.build import MODEL_CONFIGS, build_seq2seq  # noqa: F401  (MOD
 from seqlab.run_dir import LoadedModel, TrainingRun
 from seqlab.utils import Progress
 from seqlab.train.loss import linear_cross_entropy_sum, token_nll_sum
-from seqlab.train.scheduled_sampling import epsilon, scheduled_sampling_log_probs
+from seqlab.train.scheduled_sampling import ScheduledSamplingObjective
 
 # What the task table reads (seqlab.tasks): DataConfig, MODEL_CONFIGS (imported above), Preprocessing and these.
 DEFAULT_ARCHITECTURE = "rnn"
@@ -53,7 +52,7 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
     validate = seq2seq_validator(pre, corpora["valid"].raw, valid_batches, device,
                                  bleu_sentences=config.train.valid_bleu_sentences)
     objective = (Seq2SeqObjective(config.train.label_smoothing) if config.train.scheduled_sampling == "none"
-                 else ScheduledSamplingObjective(config.train))
+                 else ScheduledSamplingObjective(config.train, decoder_start))
     return TrainingRun(build_model(config, pre), objective, make_batches(corpora["train"], config.data,
                        shuffle=config.data.shuffle), validate, pre,
                        {"train": len(corpora["train"]), "valid": len(corpora["valid"])})
@@ -78,33 +77,10 @@ class Seq2SeqObjective:
         return token_nll_sum(logits, batch.tgt_out_ids, self.label_smoothing), batch.num_tgt_tokens
 
 
-class ScheduledSamplingObjective:
-    """Scheduled sampling (Bengio et al. 2015; seed 002): at every decoder step feed the ground truth with
-    probability ε_i, else the model's own previous prediction; ε_i decays with the number of updates i.
-
-    ε = 1 is teacher forcing.  The per-step loop is slower than the teacher-forced ``forward``; the choice of the
-    fed token carries no gradient.
-    """
-
-    def __init__(self, config: Any):  # a TrainConfig
-        self.config = config
-        self.step = 0
-
-    def set_step(self, step: int) -> None:
-        self.step = step
-
-    def epsilon(self) -> float:
-        c = self.config
-        return epsilon(c.scheduled_sampling, self.step, c.scheduled_sampling_k, c.scheduled_sampling_c,
-                       c.scheduled_sampling_min)
-
-    def loss(self, model: torch.nn.Module, batch: Seq2SeqBatch) -> tuple[torch.Tensor, int]:
-        log_probs = scheduled_sampling_log_probs(model, batch.src_ids, batch.src_mask, batch.tgt_in_ids,
-                                                 self.epsilon(), None, self.config.scheduled_sampling_feed)
-        vocab_size = log_probs.size(-1)
-        loss = F.nll_loss(log_probs.reshape(-1, vocab_size), batch.tgt_out_ids.reshape(-1), ignore_index=PAD_ID,
-                          reduction="sum")
-        return loss, batch.num_tgt_tokens
+def decoder_start(model: torch.nn.Module, batch: Seq2SeqBatch) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """Where scheduled sampling starts decoding a batch: the state after encoding its sources, and its targets."""
+    state = model.init_state(model.encode(batch.src_ids, batch.src_mask), batch.src_mask)
+    return state, batch.tgt_in_ids, batch.tgt_out_ids
 
 
 @torch.no_grad()

@@ -83,10 +83,10 @@ class TrainConfig:
     early_stopping_metric: str = "loss"
     early_stopping_mode: str = "auto"  # auto (max for bleu/accuracy/f1, else min) | min | max
     patience: int = 0  # validations without improvement before stopping; 0 = never stop early
-    scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid (Bengio et al. 2015)
-    scheduled_sampling_k: float = 1000.0
-    scheduled_sampling_c: float = 1e-4
-    scheduled_sampling_min: float = 0.0
+    scheduled_sampling: str = "none"  # none | linear | exponential | inverse_sigmoid: translation, captioning, RNN LM
+    scheduled_sampling_k: float = 1000.0  # exponential: ε = k^i; inverse_sigmoid: ε = k / (k + exp(i / k))
+    scheduled_sampling_c: float = 1e-4  # linear: ε = 1 - c·i at update i
+    scheduled_sampling_min: float = 0.0  # the floor of ε
     scheduled_sampling_feed: str = "sample"  # sample | argmax: how the model's own prediction is chosen
     progress: bool = True
     tensorboard: bool = True  # event files in MODEL_DIR when the tensorboard package is installed

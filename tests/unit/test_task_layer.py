@@ -40,10 +40,18 @@ def test_an_empty_config_is_refused(tmp_path, text):
         load_config(path)
 
 
-@pytest.mark.parametrize("task", ["lm", "captioning", "classification"])
+@pytest.mark.parametrize("task", ["classification", "tagging", "dialogue"])
 def test_scheduled_sampling_is_refused_where_a_task_cannot_use_it(task):
     with pytest.raises(ConfigError, match="train.scheduled_sampling: task"):
         build_config({"task": task, "train": {"scheduled_sampling": "linear"}})
+
+
+def test_scheduled_sampling_is_accepted_by_captioning_and_rnn_lms_but_not_a_transformer_lm():
+    for task in ("translation", "captioning", "lm"):
+        assert build_config({"task": task, "train": {"scheduled_sampling": "linear"}}).train.scheduled_sampling
+    with pytest.raises(ConfigError, match="train.scheduled_sampling: needs model.architecture rnn"):
+        build_config({"task": "lm", "model": {"architecture": "transformer"},
+                      "train": {"scheduled_sampling": "linear"}})
 
 
 def test_a_task_that_does_not_generate_refuses_a_decode_section():
