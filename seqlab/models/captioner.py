@@ -38,7 +38,7 @@ class CaptionerConfig:
     attention_size: int = 128
     dropout: float = 0.2
     init: str = "default"  # a scheme of seqlab.nn.init, applied to the decoder (the CNN keeps PyTorch's)
-    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
+    init_bias: float = 0.0  # biases' start (not uniform/default); 0.1: the seed's ReLU advice
 
     def __post_init__(self) -> None:
         if isinstance(self.cnn, dict):  # from YAML

@@ -59,7 +59,7 @@ class ClassifierConfig:
     # docs/RESULTS_CLASSIFY.md)
     embedding_init_range: float = 0.0  # > 0: word embeddings from U(-range, range), after init; 0 = as init leaves them
     init: str = "default"  # a scheme of seqlab.nn.init (the Transformer keeps its own Xavier init by default)
-    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
+    init_bias: float = 0.0  # biases' start (not uniform/default); 0.1: the seed's ReLU advice
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(self.kernel_sizes)

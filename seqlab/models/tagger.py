@@ -47,7 +47,7 @@ class TaggerConfig:
     dropout: float = 0.3
     crf: bool = False
     init: str = "default"  # a scheme of seqlab.nn.init
-    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
+    init_bias: float = 0.0  # biases' start (not uniform/default); 0.1: the seed's ReLU advice
     # character-CNN features of each word's spelling (seqlab.nn.char_cnn); 0 = words only
     char_embedding_size: int = 0  # size of a character embedding
     char_filters: int = 50  # character features per word

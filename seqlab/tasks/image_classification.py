@@ -44,7 +44,7 @@ class ImageClassifierConfig:
     pad: int = 0
     dropout: float = 0.0
     init: str = "default"  # a scheme of seqlab.nn.init for the whole net ("default": PyTorch's Kaiming-uniform convs)
-    init_bias: float = 0.0  # every bias's start under a scheme that zeroes biases; 0.1 = the seed's small positive ReLU bias
+    init_bias: float = 0.0  # biases' start (not uniform/default); 0.1: the seed's ReLU advice
 
     def __post_init__(self) -> None:
         if isinstance(self.cnn, dict):

@@ -143,7 +143,8 @@ def test_config_errors_name_the_key(changes, key):
 def rich_pre(train: list[TaggedSentence]) -> Preprocessing:
     words = [s.words for s in train]
     return Preprocessing(Vocab.build(words), ["O", "B-NP", "I-NP", "B-VP", "I-VP"],
-                         chars=Vocab.build(list(w) for s in words for w in s), pos=Vocab.build(s.pos_tags for s in train))
+                         chars=Vocab.build(list(w) for s in words for w in s),
+                         pos=Vocab.build(s.pos_tags for s in train))
 
 
 def rich_tagger(pre: Preprocessing, crf: bool = False, **changes) -> Tagger:
