@@ -29,8 +29,8 @@ from starlette.exceptions import HTTPException
 
 from seqlab.errors import SeqlabError
 from seqlab.serve import schemas
-from seqlab.serve.batching import BatchWorker
-from seqlab.serve.models import DECODE_OPTIONS, ServedModel, decode_config, options_key
+from seqlab.serve.batching import BatchWorker, return_freed_memory
+from seqlab.serve.models import DECODE_OPTIONS, ServedModel, options_key
 
 log = logging.getLogger("seqlab.serve")
 
@@ -62,7 +62,10 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
             for batch_worker in per_model.values():
                 batch_worker.close()
 
-    app = FastAPI(title="seqlab", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks are off: /metrics is the server's telemetry, and under load the hooks
+    # cost the event loop (which shares the GIL with the decoding thread) a tenth of its time
+    app = FastAPI(title="seqlab", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     metrics = Metrics()
     by_name = {model.name: model for model in models}
     alone = itertools.count()  # keys that keep sampled sentences out of each other's batches
@@ -74,7 +77,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         if endpoint not in per_model:
             per_model[endpoint] = BatchWorker(function, settings.max_batch_sentences, settings.max_wait_ms,
                                               on_batch=metrics.batch_sizes.labels(model.name).observe,
-                                              size_of=size_of)
+                                              size_of=size_of, after_batch=return_freed_memory)
             metrics.queue_depth.labels(model.name, endpoint).set_function(per_model[endpoint].depth)
         return per_model[endpoint]
 
@@ -105,17 +108,6 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
-
-    @app.middleware("http")
-    async def count(request: Request, call_next) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        endpoint = request.url.path if request.url.path in ENDPOINTS else "other"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        if response.status_code >= 400:
-            metrics.errors.labels(endpoint).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
 
     # ------------------------------------------------------------------------------------------------ helpers
     def choose(name: str | None, tasks: tuple[str, ...], endpoint: str) -> ServedModel:
@@ -176,7 +168,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         model = choose(body.model, ("translation",), "/v1/translate")
         check_texts(body.texts)
         options = decode_options(body)
-        decode_config(model.loaded, options)  # refuse bad combinations (nbest > beam) before queueing
+        model.decode_config(options)  # refuse bad combinations (nbest > beam) before queueing
         options["attention"] = body.attention
         results = await searched(model, "translate", options, body.texts)
         return answer(model, start, translations=results)
@@ -201,7 +193,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         if any(not turns or not all(turn.strip() for turn in turns) for turns in body.dialogues):
             raise ServeError(422, "dialogues: every dialogue needs at least one turn, and no turn may be empty")
         options = decode_options(body)
-        decode_config(model.loaded, options)  # refuse bad combinations (nbest > beam) before queueing
+        model.decode_config(options)  # refuse bad combinations (nbest > beam) before queueing
         results = await searched(model, "chat", options, [list(turns) for turns in body.dialogues])
         return answer(model, start, replies=results)
 
@@ -262,7 +254,7 @@ def create_app(models: list[ServedModel], settings: ServeSettings | None = None)
         results = await worker(model, "caption", model.caption).run(options_key(options), images)
         return answer(model, start, captions=results)
 
-    return BodyLimit(KeyCheck(app, settings.api_key), settings.max_body_bytes)
+    return Counted(BodyLimit(KeyCheck(app, settings.api_key), settings.max_body_bytes), metrics)
 
 
 ENDPOINTS = ("/", "/healthz", "/metrics", "/v1/models", "/v1/translate", "/v1/generate", "/v1/score",
@@ -310,6 +302,36 @@ class Metrics:
                                      registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.queue_depth = Gauge("seqlab_queue_depth", "items waiting for a batch", ["model", "endpoint"],
                                  registry=self.registry)
+
+
+class Counted:
+    """ASGI: every HTTP request counted by endpoint and status, errors counted, latency observed (until the
+    response's last byte is handed over).  A plain ASGI wrapper rather than Starlette's ``BaseHTTPMiddleware``,
+    which runs each request through extra tasks and streams: under load that cost the event loop a fifth of
+    its time.  Outermost, so refusals by the API key and the body limit are counted too."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500  # what the client gets if the app fails before answering
+
+        async def noted(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            if status >= 400:
+                self.metrics.errors.labels(endpoint).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
 class KeyCheck:

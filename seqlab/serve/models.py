@@ -13,6 +13,7 @@ alone, seeded by its request (``seed``, default 0), as ``seqlab translate --samp
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Hashable
@@ -40,6 +41,16 @@ class ServedModel:
     name: str
     directory: Path
     loaded: LoadedModel
+
+    def __post_init__(self):
+        # one DecodeConfig per option set seen lately: building one checks every field's type, which costs the
+        # event loop more than parsing the request does (a bounded cache: clients choose the options)
+        self._decode_configs = functools.lru_cache(maxsize=256)(
+            lambda key: decode_config(self.loaded, dict(key)))
+
+    def decode_config(self, options: dict[str, Any]):
+        """``decode_config(self.loaded, options)``, cached."""
+        return self._decode_configs(options_key(options))
 
     @property
     def task(self) -> str:
@@ -69,7 +80,7 @@ class ServedModel:
 
         options = {name: value for name, value in key if not name.startswith("_")}
         attention = options.pop("attention")
-        decode = decode_config(self.loaded, options)
+        decode = self.decode_config(options)
         translator = Translator(self.loaded.model, self.loaded.preprocessing, decode, batch_size=max(len(lines), 1))
         return [translation_record(t, attention) for t in translator.translate(lines, return_attention=attention)]
 
@@ -110,7 +121,7 @@ class ServedModel:
     def caption(self, key: Hashable, images: list[torch.Tensor]) -> list[dict[str, Any]]:
         from seqlab.tasks.captioning import caption
 
-        decode = decode_config(self.loaded, dict(key))
+        decode = self.decode_config(dict(key))
         return [{"text": " ".join(words), "tokens": words}
                 for words in caption(self.loaded, torch.stack(images), decode)]
 
@@ -118,7 +129,7 @@ class ServedModel:
         from seqlab.tasks.dialogue import Responder
 
         options = {name: value for name, value in key if not name.startswith("_")}
-        responder = Responder(self.loaded, decode_config(self.loaded, options), batch_size=max(len(dialogues), 1))
+        responder = Responder(self.loaded, self.decode_config(options), batch_size=max(len(dialogues), 1))
         return [{"text": reply.text, "tokens": reply.tokens, "score": reply.score,
                  "nbest": [{"text": text, "score": score} for text, score in reply.nbest]}
                 for reply in responder.reply(dialogues)]

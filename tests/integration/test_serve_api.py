@@ -153,6 +153,11 @@ def test_an_api_key_guards_the_api_but_not_the_page(trained, tmp_path):
         ok = client.post("/v1/translate", json={"texts": ["go ."]}, headers={"Authorization": "Bearer s3cret-key"})
         assert ok.status_code == 200 and ok.json()["translations"][0]["text"]
         assert client.get("/").status_code == 200 and client.get("/healthz").status_code == 200
+        # refusals by the key check (outside FastAPI) are counted like any other answer
+        metrics = client.get("/metrics", headers={"X-API-Key": "s3cret-key"}).text
+        assert 'seqlab_requests_total{endpoint="/v1/translate",status="401"} 2.0' in metrics
+        assert 'seqlab_requests_total{endpoint="/v1/translate",status="200"} 1.0' in metrics
+        assert 'seqlab_request_errors_total{endpoint="/v1/models"} 1.0' in metrics
 
 
 def test_the_page_and_its_files_come_from_the_package(client):

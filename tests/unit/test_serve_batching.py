@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from seqlab.serve import batching
 from seqlab.serve.batching import BatchWorker, _Item
 
 
@@ -83,3 +84,33 @@ def test_an_item_whose_request_was_cancelled_is_not_decoded():
     assert kept.result(timeout=10) == "k:KEEP"
     worker.close()
     assert [items for _, items in batches] == [["keep"]]
+
+
+def test_after_batch_runs_once_per_decoded_batch():
+    calls = []
+    worker = BatchWorker(lambda key, items: items, max_batch=2, max_wait_ms=20, after_batch=lambda: calls.append(1))
+
+    async def main():
+        return await asyncio.gather(*(worker.run("k", [i]) for i in range(5)))
+
+    assert asyncio.run(main()) == [[i] for i in range(5)]
+    worker.close()
+    assert len(calls) == 3  # five items in batches of at most two
+
+
+def resident_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(batching._MALLOC_TRIM is None, reason="malloc_trim is glibc's; other C libraries lack it")
+def test_freed_memory_goes_back_to_the_system():
+    chunks = [bytearray(b"x" * 65536) for _ in range(3000)]  # ~190 MB of heap, below glibc's mmap threshold
+    keep = chunks[-1]  # the top of the heap stays in use, so glibc cannot give the pages back by itself
+    del chunks
+    held = resident_mb()
+    batching.return_freed_memory()
+    assert resident_mb() < held - 100, (held, resident_mb())
+    assert keep[0] == ord("x")
