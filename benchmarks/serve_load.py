@@ -14,7 +14,8 @@ does, on the same number of threads.  The clients are a load generator, not what
 at niceness ``--client-nice`` (10) and the servers are started back at the usual priority (``nice -n -10``, when
 the script runs as root), so the clients take the CPU the server leaves (on a machine with cores to spare this
 changes nothing).  Server RSS is read from /proc at the start of the load (after a warm-up request of 64
-sentences, a full batch) and at its end.
+sentences, a full batch) and at its end.  ``server_cores`` is the share of a core each server thread had during
+the load (from /proc): the event loop, the decoding worker (the busiest other thread), all together.
 
     python benchmarks/serve_load.py --model-dir runs/multi30k_transformer_postln
 
@@ -32,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -57,20 +59,45 @@ def rss_mb(pid: int) -> float:
 def start_server(model_dir: str, port: int, threads: int, max_batch: int) -> subprocess.Popen:
     import httpx
 
+    log = tempfile.TemporaryFile("w+")  # the server's stderr: a pipe nobody reads could fill and stall it
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
     process = subprocess.Popen([*(["nice", "-n", "-10"] if os.geteuid() == 0 else []),
                                 sys.executable, "-m", "seqlab", "serve", model_dir, "--port", str(port),
                                 "--threads", str(threads), "--max-batch-sentences", str(max_batch),
-                                "--max-texts", "64"], env=env, stderr=subprocess.PIPE, text=True)
+                                "--max-texts", "64"], env=env, stderr=log, text=True)
     for _ in range(600):
         if process.poll() is not None:
-            raise SystemExit(f"server exited: {process.stderr.read()}")
+            log.seek(0)
+            raise SystemExit(f"server exited: {log.read()}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
     raise SystemExit("server did not start")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, by thread id."""
+    tick, seconds = os.sysconf("SC_CLK_TCK"), {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def cores_used(pid: int, before: dict[int, float], elapsed: float) -> dict[str, object]:
+    """How much of a core each server thread had during the load: the event loop is the main thread; the
+    decoding worker is the busiest of the others.  A worker below 1.0 was waiting (for the GIL or the CPU)."""
+    after = thread_cpu_seconds(pid)
+    used = {tid: (after[tid] - before.get(tid, 0.0)) / elapsed for tid in after}
+    others = sorted((share for tid, share in used.items() if tid != pid), reverse=True)
+    return {"event_loop": round(used.get(pid, 0.0), 3), "busiest_other_thread": round(others[0], 3) if others else 0.0,
+            "all_threads": round(sum(used.values()), 3)}
 
 
 async def drive(port: int, sentences: list[str], expected: dict[str, str], clients: int, duration: float,
@@ -134,7 +161,12 @@ def load_run(args, sentences, expected, max_batch: int) -> dict:
 
         sampler = threading.Thread(target=sample_rss, daemon=True)
         sampler.start()
+        cpu_before, load_start = thread_cpu_seconds(server.pid), time.monotonic()
         result = asyncio.run(drive(port, sentences, expected, args.clients, args.duration, args.beam))
+        load_seconds = time.monotonic() - load_start
+        result["server_cores"] = cores_used(server.pid, cpu_before, load_seconds)
+        worker_cpu = result["server_cores"]["busiest_other_thread"] * load_seconds
+        result["sentences_per_worker_cpu_second"] = round(result["sentences"] / max(worker_cpu, 1e-9), 2)
         sampling.set()
         result["rss_trace_mb"] = trace
         result.update(rss_start_mb=round(rss_start, 1), rss_end_mb=round(rss_mb(server.pid), 1))
@@ -177,12 +209,12 @@ def main() -> None:
                                     "temperature": None, "top_k": None, "top_p": None, "seed": None})
     translator = Translator(loaded.model, loaded.preprocessing, decode, batch_size=64)
     translator.translate(sentences[:64])  # warm-up
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     offline = translator.translate(sentences)
-    offline_seconds = time.perf_counter() - start
+    offline_seconds, offline_cpu = time.perf_counter() - start, time.process_time() - cpu_start
     expected = {s: t.text for s, t in zip(sentences, offline)}
     offline_rate = len(sentences) / offline_seconds
-    print(f"offline: {offline_rate:.2f} sentences/s", flush=True)
+    print(f"offline: {offline_rate:.2f} sentences/s, {len(sentences) / offline_cpu:.2f} per CPU-second", flush=True)
     os.nice(args.client_nice)  # from here on this process is the load generator (servers: nice -10 when root)
     del loaded, translator
 
@@ -201,9 +233,14 @@ def main() -> None:
         "benchmark": "serve_load", "command": "python " + " ".join(sys.argv), "commit": git_commit(),
         "machine": machine(), "model_dir": args.model_dir, "decode": str(decode), "client_nice": args.client_nice,
         "clients": args.clients, "duration_s": args.duration, "threads": args.threads,
-        "offline_sentences_per_second": round(offline_rate, 2), "batched": batched, "unbatched": unbatched,
+        "offline_sentences_per_second": round(offline_rate, 2),
+        "offline_sentences_per_cpu_second": round(len(sentences) / offline_cpu, 2),
+        "batched": batched, "unbatched": unbatched,
         "batched_over_unbatched": round(batched["sentences_per_second"] / unbatched["sentences_per_second"], 2),
         "served_over_offline": round(batched["sentences_per_second"] / offline_rate, 2),
+        # the same per CPU-second of the decoding thread: what serving costs beyond decoding, whatever the load
+        "served_over_offline_per_cpu_second": round(
+            batched["sentences_per_worker_cpu_second"] / (len(sentences) / offline_cpu), 2),
         "goals": {"batched_over_unbatched": ">= 4", "served_over_offline": ">= 0.8", "errors": 0,
                   "rss_growth": "< 0.10"},
         "wall_seconds": round(time.monotonic() - wall, 1)}

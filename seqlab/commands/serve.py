@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-chars", type=int, default=20_000, help="most characters per request")
     parser.add_argument("--quantize", choices=["int8"], help="decode with int8 weights (seqlab.quantize)")
     parser.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    parser.add_argument("--keep-alive-s", type=float, default=75.0,
+                        help="how long an idle connection stays open (above any proxy's idle timeout)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     banner(models, args, key)
     import uvicorn
 
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
+    # a client that pools connections (httpx, requests.Session, a browser, a proxy) may send on an idle one just
+    # as the server closes it, and gets a reset: uvicorn's 5 s default is shorter than one full batch of beam
+    # search on a busy CPU, so under load whole rounds of pooled connections sit idle that long
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30,
+                            timeout_keep_alive=args.keep_alive_s)
     GracefulServer(config).run()
     return 0
 
