@@ -27,6 +27,7 @@ from torch import nn
 from seqlab.errors import ConfigError
 from seqlab.contracts import PAD_ID, TensorState, reorder_value, step_log_probs
 from seqlab.nn.kv_cache import BufferPool, KVCache
+from seqlab.nn.packed_linear import project
 from seqlab.nn.transformer import (ACTIVATIONS, DecoderLayer, EncoderLayer, KeyValue, Packing,
                                    TokenEmbedding, causal_mask, init_transformer_weights, padding_to_attention_mask)
 
@@ -187,7 +188,7 @@ class TransformerDecoder(nn.Module):
         hidden, cache = self.hidden(tokens[:, None], state.position, past=state.self_cache,
                                     memory_kv=state.memory_kv, memory_mask=state.memory_mask,
                                     memory_group=state.rows_per_memory)  # (B, 1, D)
-        log_probs = step_log_probs(self.output(hidden[:, 0]))  # (B, V)
+        log_probs = step_log_probs(project(self.output, hidden[:, 0]))  # (B, V); project: packed weight
         return log_probs, TransformerState(cache, state.memory_kv, state.memory_mask, state.position + 1,
                                            state.rows_per_memory)
 
