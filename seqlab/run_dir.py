@@ -19,7 +19,7 @@ import json
 import platform
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +46,7 @@ class TrainingRun:
     validate: Callable[[torch.nn.Module], dict[str, Any]] | None
     preprocessing: Any
     sizes: dict[str, int]
+    notes: dict[str, Any] = field(default_factory=dict)  # more for the start record (e.g. what was handed over)
 
 
 @dataclass
@@ -115,7 +116,7 @@ def write_run_files(config: RunConfig, run: TrainingRun, workers: int) -> None:
             "python": platform.python_version(), "machine": platform.platform(), "argv": sys.argv,
             "seed": config.train.seed, "threads": torch.get_num_threads(), "examples": run.sizes, "workers": workers,
             "parameters": sum(p.numel() for p in run.model.parameters()),
-            "sizes": {name: len(content) for name, content in files.items()}}
+            "sizes": {name: len(content) for name, content in files.items()}, **run.notes}
     with open(model_dir / "train_log.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(info) + "\n")
 

@@ -60,6 +60,9 @@ class ClassifierConfig:
     embedding_init_range: float = 0.0  # > 0: word embeddings from U(-range, range), after init; 0 = as init leaves them
     init: str = "default"  # a scheme of seqlab.nn.init (the Transformer keeps its own Xavier init by default)
     init_bias: float = 0.0  # biases' start (not uniform/default); 0.1: the seed's ReLU advice
+    # Dai & Le 2015 (seqlab.nn.pretrained): rows matched by the word; embedding_size must equal the LM's
+    pretrained: str = ""  # a word-level LM's model dir whose word vectors start the embedding; "" = random start
+    freeze_pretrained: bool = False  # keep the handed-over table fixed (Kim's CNN-static); False: fine-tune it
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(self.kernel_sizes)
@@ -87,6 +90,10 @@ class ClassifierConfig:
                               f"{self.char_embedding_size}")
         if self.uses_chars and self.encoder == "transformer":
             raise ConfigError("char_embedding_size: character features are for the RNN and CNN encoders")
+        if self.pretrained and self.encoder == "transformer":
+            raise ConfigError("pretrained: word vectors are handed to the RNN and CNN encoders only")
+        if self.freeze_pretrained and not self.pretrained:
+            raise ConfigError("freeze_pretrained: needs model.pretrained (an LM model directory)")
         if not self.kernel_sizes or min(self.kernel_sizes) <= 0:
             raise ConfigError(f"kernel_sizes: must be positive widths, got {list(self.kernel_sizes)}")
 

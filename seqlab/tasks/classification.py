@@ -28,7 +28,7 @@ from seqlab.config import RunConfig
 from seqlab.data.datasets import hold_out
 from seqlab.data.labelled import LabelledExample, cross_validation_folds, read_labelled_tsv, read_rt_polarity, read_trec
 from seqlab.data.vocab import Vocab
-from seqlab.errors import ConfigError, DataError
+from seqlab.errors import ConfigError, DataError, SeqlabError
 from seqlab.metrics.classification import accuracy, macro_f1
 from seqlab.models.classifier import ClassifierConfig, build_classifier
 from seqlab.run_dir import LoadedModel, TrainingRun
@@ -139,8 +139,33 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
             return objective.evaluate(model, valid_batches)
 
     batches = classification_batches(splits["train"], pre, data.batch_size, shuffle=True, seed=config.train.seed)
-    return TrainingRun(build_model(config, pre), objective, batches, validate, pre,
-                       {name: len(examples) for name, examples in splits.items()})
+    model = build_model(config, pre)
+    notes = {"pretrained": hand_over(model, pre, config.model.options)} if config.model.options.pretrained else {}
+    return TrainingRun(model, objective, batches, validate, pre,
+                       {name: len(examples) for name, examples in splits.items()}, notes)
+
+
+def hand_over(model: torch.nn.Module, pre: Preprocessing, options: ClassifierConfig) -> dict[str, Any]:
+    """Start ``model``'s word embedding from the LM in ``options.pretrained`` (rows matched by the word; frozen
+    with ``freeze_pretrained``) -> what was copied, for the start record.  Only a new run does this: a resumed or
+    loaded model takes its weights from its own checkpoint."""
+    from seqlab.nn.pretrained import copy_rows, word_embedding
+    from seqlab.tasks import load_model_dir
+
+    try:
+        lm = load_model_dir(options.pretrained, task="lm")
+    except SeqlabError as error:  # a missing directory or another task's model: say which key pointed there
+        raise ConfigError(f"model.pretrained: {error}") from None
+    if lm.preprocessing.level != "word":
+        raise ConfigError(f"model.pretrained: {options.pretrained} is a {lm.preprocessing.level}-level LM; "
+                          "word vectors need a word-level one")
+    source = word_embedding(lm.model, len(lm.preprocessing.vocab)).weight
+    target = model.embedding
+    copied = copy_rows(target, pre.vocab, source, lm.preprocessing.vocab)
+    if options.freeze_pretrained:
+        target.weight.requires_grad_(False)
+    return {"model_dir": options.pretrained, "rows_copied": copied, "vocab": len(pre.vocab),
+            "frozen": options.freeze_pretrained}
 
 
 def load_splits(data: DataConfig) -> dict[str, list[LabelledExample]]:
