@@ -2,7 +2,9 @@
 
 Embedding -> stacked RNN/GRU/LSTM (dropout between layers, as Zaremba et al. 2014) -> dropout -> linear.
 Optional tied input/output embeddings (Press & Wolf 2017; Inan et al. 2017), which needs
-``embedding_size == hidden_size`` or a projection; we add the projection when the sizes differ.
+``embedding_size == hidden_size`` or a projection; we add the projection when the sizes differ.  Optional
+AWD-LSTM regularisers (``weight_drop``, ``variational_dropout``, ``word_dropout``; ``seqlab.nn.awd``): the stack
+is then one module per layer.
 
 Two ways to run it:
 * ``forward(ids (B, T), state) -> (logits (B, T, V), state)``: teacher forcing over a chunk, the hidden state
@@ -19,6 +21,7 @@ from torch import nn
 
 from seqlab.errors import ConfigError
 from seqlab.contracts import PAD_ID, TensorState, step_log_probs
+from seqlab.nn.awd import LockedDropout, WeightDropRNN, embedding_dropout
 from seqlab.nn.rnn import SeedGRU
 
 CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "gru_seed": SeedGRU, "lstm": nn.LSTM}
@@ -34,14 +37,20 @@ class RNNLMConfig:
     embedding_dropout: float = 0.0
     tie_embeddings: bool = False
     init_range: float = 0.1  # uniform(±a) init of every weight (Zaremba et al.); 0 = PyTorch's default
+    # AWD-LSTM's regularisers (seqlab.nn.awd; Merity et al. 2018); 0 / False = the plain fused stack above
+    weight_drop: float = 0.0  # DropConnect on every hidden-to-hidden matrix, one mask per BPTT chunk
+    variational_dropout: bool = False  # dropout and embedding_dropout masks shared by all time steps (locked)
+    word_dropout: float = 0.0  # drop whole word types from the embedding table (AWD's dropoute)
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ConfigError(f"cell: must be one of {sorted(CELLS)}, got {self.cell!r}")
+        if self.cell == "gru_seed" and (self.weight_drop or self.variational_dropout):
+            raise ConfigError("weight_drop, variational_dropout: need cell rnn, gru or lstm (PyTorch's kernels)")
         for name in ("embedding_size", "hidden_size", "num_layers"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
-        for name in ("dropout", "embedding_dropout"):
+        for name in ("dropout", "embedding_dropout", "weight_drop", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name}: must be in [0, 1), got {getattr(self, name)}")
 
@@ -66,11 +75,16 @@ class RNNLM(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD_ID)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        inter_layer = config.dropout if config.num_layers > 1 else 0.0
-        self.rnn = CELLS[config.cell](config.embedding_size, config.hidden_size, config.num_layers,
-                                      batch_first=True, dropout=inter_layer)
-        self.output_dropout = nn.Dropout(config.dropout)
+        dropout = LockedDropout if config.variational_dropout else nn.Dropout
+        self.embedding_dropout = dropout(config.embedding_dropout)
+        if config.weight_drop or config.variational_dropout:  # one module per layer: a mask between them
+            self.rnn = WeightDropRNN(CELLS[config.cell], config.embedding_size, config.hidden_size,
+                                     config.num_layers, config.weight_drop, dropout(config.dropout))
+        else:
+            inter_layer = config.dropout if config.num_layers > 1 else 0.0
+            self.rnn = CELLS[config.cell](config.embedding_size, config.hidden_size, config.num_layers,
+                                          batch_first=True, dropout=inter_layer)
+        self.output_dropout = dropout(config.dropout)
         tie_projection = config.tie_embeddings and config.hidden_size != config.embedding_size
         self.projection = nn.Linear(config.hidden_size, config.embedding_size) if tie_projection else None
         self.output = nn.Linear(config.embedding_size if tie_projection else config.hidden_size, vocab_size)
@@ -103,7 +117,8 @@ class RNNLM(nn.Module):
         the logits of ``forward``.  The continuous cache (seqlab.lm.cache) keys its memory on these vectors.
         """
         state = state or self.init_state(ids.size(0), ids.device)
-        embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        embedded = embedding_dropout(self.embedding, ids, self.config.word_dropout, self.training)
+        embedded = self.embedding_dropout(embedded)  # (B, T, E)
         rnn_state = (state.hidden, state.cell) if self.config.cell == "lstm" else state.hidden
         outputs, new_state = self.rnn(embedded, rnn_state)  # (B, T, H)
         outputs = self.output_dropout(outputs)
