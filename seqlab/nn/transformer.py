@@ -33,6 +33,7 @@ from seqlab.errors import ConfigError
 from seqlab.contracts import PAD_ID
 from seqlab.nn.dropout import Dropout
 from seqlab.nn.kv_cache import KVCache
+from seqlab.nn.packed_linear import project
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys (B, H, S, Dh), values (B, H, S, Dh)
 
@@ -223,7 +224,7 @@ class SelfAttention(nn.Module):
         """x (B, T, D), or (N, D) real rows with ``packing``; mask broadcastable to (B, H, T, S); past: the
         ``KVCache`` of earlier positions.  -> output shaped like x, and the keys/values attended to: (k, v)
         without ``past``, else ``past`` with this call's positions appended."""
-        qkv = self.qkv(x)  # (B, T, 3D) or (N, 3D)
+        qkv = project(self.qkv, x)  # (B, T, 3D) or (N, 3D); project: a packed weight when decoding
         if packing is not None:
             qkv = packing.pad(qkv)  # (B, T, 3D); padded keys are zeros, hidden by the padding/causal mask
         q, k, v = (split_heads(part, self.num_heads) for part in qkv.chunk(3, dim=-1))  # 3 x (B, H, T, Dh)
@@ -308,7 +309,8 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(nn.Linear(d_model, ffn_size), ACTIVATIONS[activation](), nn.Linear(ffn_size, d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        expand, activation, contract = self.net
+        return project(contract, activation(project(expand, x)))  # self.net(x); project: packed when decoding
 
 
 class Residual(nn.Module):

@@ -63,7 +63,10 @@ def test_a_transformer_decodes_the_same_with_and_without_packing(monkeypatch):
             return torch.stack(steps)
 
         packed = run()
-        assert hasattr(model.decoder.output, "_seqlab_packed")  # the step took the packed path
+        layer = model.decoder.layers[0]  # the step took the packed path for these, F.linear for 256 -> 256 ones
+        packed_layers = [model.decoder.output, layer.self_attention.qkv, *layer.feed_forward.net[::2]]
+        assert all(hasattr(linear, "_seqlab_packed") for linear in packed_layers)
+        assert not hasattr(layer.cross_attention.query, "_seqlab_packed")
         monkeypatch.setattr(packed_linear, "AVAILABLE", False)
         reference = run()
     torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-5)
