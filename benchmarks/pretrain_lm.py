@@ -2,7 +2,7 @@
 LM on all the running English text of ../shared/data except MR and TREC, whose word vectors then start a
 classifier (``--set model.pretrained=runs/pretrain/lm``).
 
-    python benchmarks/pretrain_lm.py                          # corpus + LM (configs/pretrain_lm.yaml), ~35 min
+    python benchmarks/pretrain_lm.py                          # corpus + LM (configs/pretrain_lm.yaml), ~27 min
     python benchmarks/pretrain_lm.py --corpus-only            # only write runs/pretrain/corpus/*.txt
     python benchmarks/classify_real.py --dataset trec --config configs/trec_kimcnn.yaml --seeds 1-3 \\
         --name trec_kimcnn_pretrained --set model.pretrained=runs/pretrain/lm
