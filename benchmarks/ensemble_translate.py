@@ -67,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="the members' model directories")
     parser.add_argument("--name", default="ensemble_multi30k")
+    parser.add_argument("--sentences", type=int, default=0, help="only the first N test pairs (0 = all)")
     args = parser.parse_args()
     from seqlab.data.pipeline import load_split
     from seqlab.decoding.ensemble import vote
@@ -76,7 +77,7 @@ def main() -> None:
     torch.set_num_threads(1)  # a shared 2-core machine
     wall = time.perf_counter()
     members = load_members(args.models)
-    pairs = load_split(members[0].config.data, "test")
+    pairs = load_split(members[0].config.data, "test")[:args.sentences or None]
     references = [t for _, t in pairs]
     figures: dict = {}
     for search, (strategy, beam_size) in SEARCHES.items():

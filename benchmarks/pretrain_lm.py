@@ -93,6 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     from seqlab.data.datasets import resolve_data_dir
     from seqlab.tasks import load_config, load_model_dir, train
+    from seqlab.tasks.language_model import split_perplexity
 
     data_dir = resolve_data_dir(args.data_dir)
     commit, wall = git_commit(), time.perf_counter()
@@ -103,17 +104,17 @@ def main() -> None:
     config = load_config(ROOT / CONFIG, args.overrides)
     summary = train(config, overwrite=True)
     loaded = load_model_dir(config.model_dir)
+    perplexity = {split: round(split_perplexity(loaded, None, split)["perplexity"], 2) for split in ("valid", "test")}
     record = {
         "name": "pretrain_lm", "command": " ".join([sys.executable, *sys.argv]), "commit": commit,
         "machine": machine(), "wall_seconds": round(time.perf_counter() - wall, 1), "config": CONFIG,
         "overrides": args.overrides, "corpus_tokens": counts, "vocab": len(loaded.preprocessing.vocab),
         "vocab_covers_percent_of_running_words": coverage(loaded.preprocessing.vocab, data_dir),
-        "train": summary,
+        "perplexity": perplexity, "train": summary,
     }
     write_result("pretrain_lm", record)
-    test = (summary.get("test") or {})
-    print(f"pretrain_lm: {summary['steps']} updates in {record['wall_seconds']:.0f} s; best valid ppl "
-          f"{summary.get('best_metric')}; test {test}; vocabulary {record['vocab']} covers "
+    print(f"pretrain_lm: {summary['steps']} updates in {record['wall_seconds']:.0f} s; valid / test perplexity "
+          f"{perplexity['valid']} / {perplexity['test']}; vocabulary {record['vocab']} covers "
           f"{record['vocab_covers_percent_of_running_words']} % of MR / TREC running words")
     print(f"reproduce: python {' '.join(sys.argv)}")
 
