@@ -11,8 +11,8 @@ ones lost at 5 rows (0.77x), so they stay on ``F.linear``.  A packed copy costs 
 memory while the model decodes.
 
 ``project(linear, x)`` is ``linear(x)`` (the readable twin, used whenever gradients are on, in training mode,
-off the CPU, outside fp32, or where PyTorch lacks oneDNN); ``tests/unit/test_packed_linear.py`` holds the two
-together.  The packing is redone when the weight changes (a training step, a loaded checkpoint, a tied embedding
+off the CPU, outside fp32, under ONNX export, tracing or torch.compile, or where PyTorch lacks oneDNN);
+``tests/unit/test_packed_linear.py`` holds the two together.  The packing is redone when the weight changes (a training step, a loaded checkpoint, a tied embedding
 updated), read from the tensor's version counter.
 """
 
@@ -35,7 +35,13 @@ def project(linear: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _packable(linear: nn.Module, x: torch.Tensor) -> bool:
     return (AVAILABLE and type(linear) is nn.Linear and not linear.training and not torch.is_grad_enabled()
-            and x.device.type == "cpu" and x.dtype == torch.float32 and linear.weight.dtype == torch.float32)
+            and x.device.type == "cpu" and x.dtype == torch.float32 and linear.weight.dtype == torch.float32
+            and not _exporting())
+
+
+def _exporting() -> bool:
+    """Under tracing (ONNX export) or torch.compile the graph must hold the plain product, not oneDNN's op."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()  # the ONNX exporter traces (dynamo=False)
 
 
 def _packed_weight(linear: nn.Linear) -> torch.Tensor:

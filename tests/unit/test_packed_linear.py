@@ -70,3 +70,22 @@ def test_a_transformer_decodes_the_same_with_and_without_packing(monkeypatch):
         monkeypatch.setattr(packed_linear, "AVAILABLE", False)
         reference = run()
     torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_a_traced_graph_holds_the_plain_product():
+    """ONNX export and tracing record the plain linear map, which every runtime has (seqlab export --format onnx)."""
+    class Projection(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = eval_linear()
+
+        def forward(self, inputs):
+            return project(self.linear, inputs)
+
+    module, x = Projection().eval(), torch.randn(2, 32)
+    linear = module.linear
+    with torch.no_grad():
+        traced = torch.jit.trace(module, x)
+    kinds = {node.kind() for node in traced.inlined_graph.nodes()}
+    assert "aten::linear" in kinds and not any("mkldnn" in kind for kind in kinds)
+    torch.testing.assert_close(traced(x), linear(x))
