@@ -63,6 +63,7 @@ class ClassifierConfig:
     # Dai & Le 2015 (seqlab.nn.pretrained): rows matched by the word; embedding_size must equal the LM's
     pretrained: str = ""  # a word-level LM's model dir whose word vectors start the embedding; "" = random start
     freeze_pretrained: bool = False  # keep the handed-over table fixed (Kim's CNN-static); False: fine-tune it
+    pretrained_encoder: bool = False  # also the LM's recurrent layers into the encoder's forward direction (ULMFiT)
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(self.kernel_sizes)
@@ -92,8 +93,11 @@ class ClassifierConfig:
             raise ConfigError("char_embedding_size: character features are for the RNN and CNN encoders")
         if self.pretrained and self.encoder == "transformer":
             raise ConfigError("pretrained: word vectors are handed to the RNN and CNN encoders only")
-        if self.freeze_pretrained and not self.pretrained:
-            raise ConfigError("freeze_pretrained: needs model.pretrained (an LM model directory)")
+        for name in ("freeze_pretrained", "pretrained_encoder"):
+            if getattr(self, name) and not self.pretrained:
+                raise ConfigError(f"{name}: needs model.pretrained (an LM model directory)")
+        if self.pretrained_encoder and self.encoder not in ("rnn", "rnn_relu", "gru", "lstm"):
+            raise ConfigError(f"pretrained_encoder: needs an rnn, gru or lstm encoder, got {self.encoder}")
         if not self.kernel_sizes or min(self.kernel_sizes) <= 0:
             raise ConfigError(f"kernel_sizes: must be positive widths, got {list(self.kernel_sizes)}")
 

@@ -1,11 +1,15 @@
-"""Word vectors handed over from a trained model to a new one, word by word (Dai & Le 2015; ULMFiT's first step).
+"""Word vectors, and recurrent layers, handed over from a trained LM to a new model (Dai & Le 2015; ULMFiT).
 
     copied = copy_rows(classifier.embedding, classifier_vocab, lm_embedding.weight, lm_vocab)
+    layers = copy_recurrent(classifier.rnn, lm.rnn)      # the LM's stack into the encoder's forward direction
 
 The two vocabularies differ (each is built from its own training data), so rows are matched by the word, not by
 the id: every word of the target vocabulary that the source vocabulary has takes the source's row; a word the
 source lacks keeps its fresh initialisation, as do the special tokens (``<pad>`` stays the zero row).  A word
 is looked up as it is, then lower-cased, so a cased classifier still finds a lower-cased LM's vectors.
+
+A left-to-right LM's recurrent layers fit the forward direction of an encoder of the same cell and sizes; a
+bidirectional encoder's backward direction keeps its fresh start (ULMFiT trains a second, backward LM for it).
 """
 
 from __future__ import annotations
@@ -37,6 +41,36 @@ def copy_rows(target: nn.Embedding, target_vocab: Vocab, source: torch.Tensor, s
         rows, source_rows = map(torch.tensor, zip(*pairs))
         target.weight[rows] = source[source_rows].to(target.weight)
     return len(pairs)
+
+
+@torch.no_grad()
+def copy_recurrent(target: nn.RNNBase, source: nn.Module) -> int:
+    """``source``'s layers (a fused ``nn.LSTM``/``GRU``/``RNN`` or a ``WeightDropRNN``) into the forward direction
+    of ``target``'s first layers, as many as both have -> layers copied.  Cell and sizes must agree."""
+    layers = source_layers(source)
+    for index, (module, suffix) in enumerate(layers[:target.num_layers]):
+        if (type(module) is not type(target) or module.hidden_size != target.hidden_size
+                or getattr(module, "nonlinearity", None) != getattr(target, "nonlinearity", None)):
+            raise ConfigError(f"pretrained_encoder: the LM has a {type(module).__name__} of {module.hidden_size} "
+                              f"units, the encoder a {type(target).__name__} of {target.hidden_size}")
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            mine, theirs = getattr(target, f"{name}_l{index}"), getattr(module, f"{name}_{suffix}")
+            if mine.shape != theirs.shape:
+                raise ConfigError(f"pretrained_encoder: layer {index}'s {name} is {tuple(theirs.shape)} in the LM, "
+                                  f"{tuple(mine.shape)} in the encoder (input sizes differ)")
+            mine.copy_(theirs)
+    return min(len(layers), target.num_layers)
+
+
+def source_layers(rnn: nn.Module) -> list[tuple[nn.RNNBase, str]]:
+    """(module, parameter suffix) of each layer of a fused stack ("l0", "l1", ...) or of a WeightDropRNN."""
+    from seqlab.nn.awd import WeightDropRNN
+
+    if isinstance(rnn, WeightDropRNN):
+        return [(layer, "l0") for layer in rnn.layers]
+    if isinstance(rnn, nn.RNNBase):
+        return [(rnn, f"l{index}") for index in range(rnn.num_layers)]
+    raise ConfigError(f"pretrained_encoder: the LM's recurrent stack ({type(rnn).__name__}) cannot be handed over")
 
 
 def word_embedding(model: nn.Module, vocab_size: int) -> nn.Embedding:

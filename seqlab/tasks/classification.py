@@ -147,9 +147,10 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
 
 def hand_over(model: torch.nn.Module, pre: Preprocessing, options: ClassifierConfig) -> dict[str, Any]:
     """Start ``model``'s word embedding from the LM in ``options.pretrained`` (rows matched by the word; frozen
-    with ``freeze_pretrained``) -> what was copied, for the start record.  Only a new run does this: a resumed or
+    with ``freeze_pretrained``), and with ``pretrained_encoder`` its recurrent layers -> what was copied, for the
+    start record.  Only a new run does this: a resumed or
     loaded model takes its weights from its own checkpoint."""
-    from seqlab.nn.pretrained import copy_rows, word_embedding
+    from seqlab.nn.pretrained import copy_recurrent, copy_rows, word_embedding
     from seqlab.tasks import load_model_dir
 
     try:
@@ -164,8 +165,11 @@ def hand_over(model: torch.nn.Module, pre: Preprocessing, options: ClassifierCon
     copied = copy_rows(target, pre.vocab, source, lm.preprocessing.vocab)
     if options.freeze_pretrained:
         target.weight.requires_grad_(False)
-    return {"model_dir": options.pretrained, "rows_copied": copied, "vocab": len(pre.vocab),
-            "frozen": options.freeze_pretrained}
+    notes = {"model_dir": options.pretrained, "rows_copied": copied, "vocab": len(pre.vocab),
+             "frozen": options.freeze_pretrained}
+    if options.pretrained_encoder:
+        notes["encoder_layers_copied"] = copy_recurrent(model.rnn, lm.model.rnn)
+    return notes
 
 
 def load_splits(data: DataConfig) -> dict[str, list[LabelledExample]]:

@@ -12,7 +12,8 @@ from torch import nn
 
 from seqlab.data.vocab import Vocab
 from seqlab.errors import ConfigError
-from seqlab.nn.pretrained import copy_rows, word_embedding
+from seqlab.nn.awd import WeightDropRNN
+from seqlab.nn.pretrained import copy_recurrent, copy_rows, word_embedding
 from seqlab.tasks import build_config, load_model_dir, train
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
@@ -39,6 +40,31 @@ def test_a_different_vector_size_is_a_config_error():
         copy_rows(nn.Embedding(5, 3), vocab, torch.zeros(5, 5), vocab)
     with pytest.raises(ConfigError, match="no embedding table of 9 rows"):
         word_embedding(nn.Linear(2, 2), 9)
+
+
+def test_an_lms_layers_go_into_the_encoders_forward_direction():
+    torch.manual_seed(0)
+    lm = nn.LSTM(6, 5, 2, batch_first=True)
+    encoder = nn.LSTM(6, 5, 1, batch_first=True, bidirectional=True)
+    backward = encoder.weight_hh_l0_reverse.detach().clone()
+    assert copy_recurrent(encoder, lm) == 1  # one layer in the encoder
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        torch.testing.assert_close(getattr(encoder, f"{name}_l0"), getattr(lm, f"{name}_l0"))
+    torch.testing.assert_close(encoder.weight_hh_l0_reverse, backward)  # the backward direction keeps its start
+    stack = WeightDropRNN(nn.LSTM, 6, 5, 2, weight_drop=0.5)  # an AWD LM's per-layer stack hands over the same way
+    two = nn.LSTM(6, 5, 2, batch_first=True)
+    assert copy_recurrent(two, stack) == 2
+    torch.testing.assert_close(two.weight_hh_l1, stack.layers[1].weight_hh_l0)
+
+
+@pytest.mark.parametrize("encoder, message", [
+    (nn.GRU(6, 5, batch_first=True), "the LM has a LSTM of 5 units, the encoder a GRU of 5"),
+    (nn.LSTM(6, 7, batch_first=True), "the LM has a LSTM of 5 units, the encoder a LSTM of 7"),
+    (nn.LSTM(4, 5, batch_first=True), "input sizes differ"),
+])
+def test_an_encoder_of_another_shape_is_refused(encoder, message):
+    with pytest.raises(ConfigError, match=message):
+        copy_recurrent(encoder, nn.LSTM(6, 5, batch_first=True))
 
 
 def write_lines(path: Path, lines: list[str]) -> str:
@@ -86,6 +112,16 @@ def test_a_classifier_starts_from_the_lms_vectors(word_lm, tmp_path, freeze):
         assert torch.allclose(row, lm_rows[word]) == freeze, word
 
 
+def test_an_lstm_classifier_can_start_from_the_lms_layers_too(word_lm, tmp_path):
+    raw = classifier_config(tmp_path, word_lm, False, encoder="lstm")
+    raw["model"].update(pretrained_encoder=True, bidirectional=True)
+    raw["train"]["max_steps"] = 1
+    config = build_config(raw)
+    train(config)
+    start = json.loads((Path(config.model_dir) / "train_log.jsonl").read_text().splitlines()[0])
+    assert start["pretrained"]["encoder_layers_copied"] == 1 and start["pretrained"]["rows_copied"] == 3
+
+
 def test_bad_hand_overs_are_one_line_config_errors(word_lm, tmp_path):
     with pytest.raises(ConfigError, match="8-d word vectors, the model 6-d"):
         train(build_config(classifier_config(tmp_path, word_lm, False, size=6)))
@@ -94,6 +130,9 @@ def test_bad_hand_overs_are_one_line_config_errors(word_lm, tmp_path):
     missing = classifier_config(tmp_path, tmp_path / "no_lm", False)
     with pytest.raises(ConfigError, match="model.pretrained: .*no_lm: no such model directory"):
         train(build_config(missing))
+    with pytest.raises(ConfigError, match="pretrained_encoder: needs an rnn, gru or lstm encoder, got cnn"):
+        build_config({**classifier_config(tmp_path, word_lm, False), "model": {
+            **classifier_config(tmp_path, word_lm, False)["model"], "pretrained_encoder": True}})
     bad = classifier_config(tmp_path, word_lm, True)
     bad["model"]["pretrained"] = ""
     with pytest.raises(ConfigError, match="freeze_pretrained: needs model.pretrained"):
