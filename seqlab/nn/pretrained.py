@@ -25,10 +25,10 @@ from seqlab.errors import ConfigError
 def copy_rows(target: nn.Embedding, target_vocab: Vocab, source: torch.Tensor, source_vocab: Vocab) -> int:
     """``target``'s row of each word that ``source_vocab`` holds := ``source``'s row (V', E); -> rows copied."""
     if source.size(1) != target.embedding_dim:
-        raise ConfigError(f"pretrained: the source has {source.size(1)}-d word vectors, the model "
+        raise ConfigError(f"model.pretrained: the source has {source.size(1)}-d word vectors, the model "
                           f"{target.embedding_dim}-d; set the embedding size to {source.size(1)}")
     if source.size(0) != len(source_vocab) or target.num_embeddings != len(target_vocab):
-        raise ConfigError("pretrained: an embedding table and its vocabulary differ in size")
+        raise ConfigError("model.pretrained: an embedding table and its vocabulary differ in size")
     pairs = []
     for index, word in enumerate(target_vocab.tokens):
         if word in RESERVED:
@@ -51,12 +51,12 @@ def copy_recurrent(target: nn.RNNBase, source: nn.Module) -> int:
     for index, (module, suffix) in enumerate(layers[:target.num_layers]):
         if (type(module) is not type(target) or module.hidden_size != target.hidden_size
                 or getattr(module, "nonlinearity", None) != getattr(target, "nonlinearity", None)):
-            raise ConfigError(f"pretrained_encoder: the LM has a {type(module).__name__} of {module.hidden_size} "
+            raise ConfigError(f"model.pretrained_encoder: the LM has a {type(module).__name__} of {module.hidden_size} "
                               f"units, the encoder a {type(target).__name__} of {target.hidden_size}")
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             mine, theirs = getattr(target, f"{name}_l{index}"), getattr(module, f"{name}_{suffix}")
             if mine.shape != theirs.shape:
-                raise ConfigError(f"pretrained_encoder: layer {index}'s {name} is {tuple(theirs.shape)} in the LM, "
+                raise ConfigError(f"model.pretrained_encoder: layer {index}'s {name} is {tuple(theirs.shape)} in the LM, "
                                   f"{tuple(mine.shape)} in the encoder (input sizes differ)")
             mine.copy_(theirs)
     return min(len(layers), target.num_layers)
@@ -70,7 +70,7 @@ def source_layers(rnn: nn.Module) -> list[tuple[nn.RNNBase, str]]:
         return [(layer, "l0") for layer in rnn.layers]
     if isinstance(rnn, nn.RNNBase):
         return [(rnn, f"l{index}") for index in range(rnn.num_layers)]
-    raise ConfigError(f"pretrained_encoder: the LM's recurrent stack ({type(rnn).__name__}) cannot be handed over")
+    raise ConfigError(f"model.pretrained_encoder: the LM's recurrent stack ({type(rnn).__name__}) cannot be handed over")
 
 
 def word_embedding(model: nn.Module, vocab_size: int) -> nn.Embedding:
@@ -78,4 +78,4 @@ def word_embedding(model: nn.Module, vocab_size: int) -> nn.Embedding:
     for module in model.modules():
         if isinstance(module, nn.Embedding) and module.num_embeddings == vocab_size:
             return module
-    raise ConfigError(f"pretrained: the model has no embedding table of {vocab_size} rows to hand over")
+    raise ConfigError(f"model.pretrained: the model has no embedding table of {vocab_size} rows to hand over")
