@@ -12,8 +12,8 @@ memory while the model decodes.
 
 ``project(linear, x)`` is ``linear(x)`` (the readable twin, used whenever gradients are on, in training mode,
 off the CPU, outside fp32, under ONNX export, tracing or torch.compile, or where PyTorch lacks oneDNN);
-``tests/unit/test_packed_linear.py`` holds the two together.  The packing is redone when the weight changes (a training step, a loaded checkpoint, a tied embedding
-updated), read from the tensor's version counter.
+``tests/unit/test_packed_linear.py`` holds the two together.  The packing is redone when the weight changes
+(a training step, a loaded checkpoint, a tied embedding updated), read from the tensor's version counter.
 """
 
 from __future__ import annotations

@@ -51,13 +51,14 @@ def copy_recurrent(target: nn.RNNBase, source: nn.Module) -> int:
     for index, (module, suffix) in enumerate(layers[:target.num_layers]):
         if (type(module) is not type(target) or module.hidden_size != target.hidden_size
                 or getattr(module, "nonlinearity", None) != getattr(target, "nonlinearity", None)):
-            raise ConfigError(f"model.pretrained_encoder: the LM has a {type(module).__name__} of {module.hidden_size} "
-                              f"units, the encoder a {type(target).__name__} of {target.hidden_size}")
+            raise ConfigError(f"model.pretrained_encoder: the LM has a {type(module).__name__} of "
+                              f"{module.hidden_size} units, the encoder a {type(target).__name__} of "
+                              f"{target.hidden_size}")
         for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             mine, theirs = getattr(target, f"{name}_l{index}"), getattr(module, f"{name}_{suffix}")
             if mine.shape != theirs.shape:
-                raise ConfigError(f"model.pretrained_encoder: layer {index}'s {name} is {tuple(theirs.shape)} in the LM, "
-                                  f"{tuple(mine.shape)} in the encoder (input sizes differ)")
+                raise ConfigError(f"model.pretrained_encoder: layer {index}'s {name} is {tuple(theirs.shape)} in "
+                                  f"the LM, {tuple(mine.shape)} in the encoder (input sizes differ)")
             mine.copy_(theirs)
     return min(len(layers), target.num_layers)
 
@@ -70,7 +71,8 @@ def source_layers(rnn: nn.Module) -> list[tuple[nn.RNNBase, str]]:
         return [(layer, "l0") for layer in rnn.layers]
     if isinstance(rnn, nn.RNNBase):
         return [(rnn, f"l{index}") for index in range(rnn.num_layers)]
-    raise ConfigError(f"model.pretrained_encoder: the LM's recurrent stack ({type(rnn).__name__}) cannot be handed over")
+    raise ConfigError(f"model.pretrained_encoder: the LM's recurrent stack ({type(rnn).__name__}) cannot be "
+                      "handed over")
 
 
 def word_embedding(model: nn.Module, vocab_size: int) -> nn.Embedding:
