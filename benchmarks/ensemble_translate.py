@@ -12,7 +12,7 @@ Two ensembles, the two of seed 002:
 * "mean": one model whose next-token distribution is the mean of the members' (``seqlab.ensemble.combine``),
   driven by the same greedy and beam searches as one model (``seqlab evaluate A --models B C``);
 * "vote": every member translates alone and each sentence takes the translation most members gave
-  (``seqlab.ensemble.vote_outputs``; a tie goes to the first member, so with three members that all differ it is
+  (``seqlab.decoding.ensemble.vote`` over the members' own outputs; a tie goes to the first member, so with three members that all differ it is
   member 1's output).
 
 "Best member" is chosen on the test set, which flatters it: the ensemble is held against the luckiest single.

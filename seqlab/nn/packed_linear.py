@@ -52,4 +52,3 @@ def _packed_weight(linear: nn.Linear) -> torch.Tensor:
         cached = (key, _MKLDNN._reorder_linear_weight(weight.detach(), None))
         linear._seqlab_packed = cached  # a plain attribute: not a parameter, never in a state dict
     return cached[1]
-

@@ -148,8 +148,9 @@ def prepare(config: RunConfig, device: torch.device) -> TrainingRun:
 def hand_over(model: torch.nn.Module, pre: Preprocessing, options: ClassifierConfig) -> dict[str, Any]:
     """Start ``model``'s word embedding from the LM in ``options.pretrained`` (rows matched by the word; frozen
     with ``freeze_pretrained``), and with ``pretrained_encoder`` its recurrent layers -> what was copied, for the
-    start record.  Only a new run does this: a resumed or
-    loaded model takes its weights from its own checkpoint."""
+    start record.  It runs whenever a training run is prepared: a resumed run then loads its checkpoint over these
+    weights (so the LM directory must still exist), and the frozen flag holds again; ``load_model_dir`` never
+    reads the LM."""
     from seqlab.nn.pretrained import copy_recurrent, copy_rows, word_embedding
     from seqlab.tasks import load_model_dir
 
